@@ -299,7 +299,7 @@ def trace(
     def on_step_end(p, i, t, kw):
         rec.on_step_end(kw["latents"])
         if on_step is not None:
-            on_step(rec.build(tokens, settings, image=None))
+            on_step(rec.build(tokens, dict(settings), image=None))
         if should_stop is not None and should_stop():
             p._interrupt = True  # the copy's flag; the loop skips the remaining steps
         return {}

@@ -12,7 +12,7 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from explorer.capture import predict_x0, trace
-from explorer.schedulers import SCHEDULERS, make_scheduler
+from explorer.schedulers import SCHEDULERS, gives_x0, has_sigmas, make_scheduler
 
 # Pipelines the bars run on, by fixture name: adding one is one line here.
 PIPES = ["tiny_pipe"]
@@ -50,6 +50,8 @@ def test_image_identical_to_plain_pipeline(any_pipe, name, guidance):
     assert np.array_equal(np.asarray(t.image), np.asarray(ref))
     assert t.settings["scheduler_class"] == SCHEDULERS[name].__name__
     assert (t.noise_uncond is None) == (guidance <= 1)
+    assert (t.sigmas is not None) == has_sigmas(name) == has_sigmas(make_scheduler(any_pipe, name))
+    assert t.settings["x0_source"] == ("scheduler" if gives_x0(name) else "formula")
 
 
 def test_record_shapes_and_settings(tiny_pipe):
