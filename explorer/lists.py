@@ -4,6 +4,7 @@ Every experiment takes its values as a short comma-separated list. Parsing is pu
 a list out, or a `ListError` naming the entry at fault. Rules, the same for every list:
   - entries are separated by commas (spaces around them are ignored); one trailing comma is fine;
   - an empty entry ("1,,2") is an error, never silently skipped;
+  - numbers are plain ASCII decimals ("2", "-0.5", "1e-3"; not "1_000" or other digits);
   - numbers must be finite ("nan", "inf" and "1e400", which overflows to inf, are refused);
   - integers must be written as integers ("2.5" is not a step count; "5.0" is accepted as 5);
   - every value must lie in [lo, hi], and a list holds at most `max_count` entries.
@@ -12,8 +13,12 @@ a list out, or a `ListError` naming the entry at fault. Rules, the same for ever
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
+_NUMBER = re.compile(
+    r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII
+)  # plain ASCII decimals only
 MAX_TEXT = 2000  # characters; longer input is refused before it is split
 
 
@@ -47,11 +52,12 @@ def _split(text: str, name: str, max_count: int) -> list[str]:
 
 def _number(entry: str, name: str, integer: bool) -> float | int:
     """One entry as a finite float, or an int when `integer`; `ListError` otherwise."""
-    try:
-        value = float(entry)
-    except ValueError:
+    if entry.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        raise ListError(f"{name}: {entry!r} is not a finite number")
+    if not _NUMBER.fullmatch(entry):
         kind = "a whole number" if integer else "a number"
-        raise ListError(f"{name}: {entry!r} is not {kind}") from None
+        raise ListError(f"{name}: {entry!r} is not {kind}")
+    value = float(entry)
     if not math.isfinite(value):
         raise ListError(f"{name}: {entry!r} is not a finite number")
     if integer:
