@@ -1,0 +1,98 @@
+"""Diffusion Explorer web app: `python app.py` serves it at http://127.0.0.1:7860.
+
+Options (the environment is read only here, and passed down):
+  --model PATH_OR_ID   a diffusers SD 1.x/2.x folder or hub id (default: $EXPLORER_MODEL, else the
+                       embedded Mini SD)
+  --device DEVICE      cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)
+  --host / --port      where to listen (default 127.0.0.1:7860; on a Space, 0.0.0.0)
+  --share              also make a temporary public gradio.live link
+Importing this module loads nothing; `build(...)` makes the Blocks, `main()` loads and launches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+
+log = logging.getLogger("explorer.app")
+
+
+def parse_args(argv: list[str] | None = None, env: dict | None = None) -> argparse.Namespace:
+    env = os.environ if env is None else env
+    on_space = bool(env.get("SPACE_ID"))
+    p = argparse.ArgumentParser(prog="python app.py", description="Diffusion Explorer web app")
+    p.add_argument("--model", default=env.get("EXPLORER_MODEL") or None,
+                   help="diffusers folder or hub id (default: $EXPLORER_MODEL, else the Mini SD)")  # fmt: skip
+    p.add_argument(
+        "--device", default=None, help="torch device (default: cuda if present, else cpu)"
+    )
+    p.add_argument(
+        "--host", default="0.0.0.0" if on_space else "127.0.0.1", help="address to listen on"
+    )
+    p.add_argument(
+        "--port", type=int, default=int(env.get("PORT", 7860)), help="port (default 7860)"
+    )
+    p.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the cores, at most 8)")  # fmt: skip
+    return p.parse_args(argv)
+
+
+def set_threads(threads: int | None) -> int:
+    """Torch CPU threads: the given number, else the cores this process may use (at most 8)."""
+    import torch
+
+    if threads is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = max(1, min(8, cores or 1))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def build(model: str | None = None, device: str | None = None, tabs: list[str] | None = None):
+    """The app's gr.Blocks for `model` on `device`; the pipeline loads on first use."""
+    from explorer.models import MINI_NAME, load_pipeline
+    from explorer.ui.common import AppContext
+    from explorer.ui.layout import build_demo
+
+    ctx = AppContext(
+        load=lambda: load_pipeline(model, device),
+        model_name=model or f"{MINI_NAME} (the embedded Mini Stable Diffusion, 64×64)",
+        device=device,
+    )
+    return build_demo(ctx, tabs), ctx
+
+
+def warm_up(ctx) -> None:
+    """One tiny run, so the first visitor does not pay for first-call set-up."""
+    from explorer.capture import trace
+
+    try:
+        trace(ctx.pipe(), "warm up", steps=1, preview=True).decode(what="x0")
+    except Exception:  # noqa: BLE001 - a failed warm-up must not stop the server
+        log.exception("warm-up run failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    set_threads(args.threads)
+    from explorer.models import ModelError
+    from explorer.ui.layout import launch_options
+
+    demo, ctx = build(args.model, args.device)
+    try:
+        ctx.pipe()  # fail now, with a clear message, if the model cannot be loaded
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    threading.Thread(target=warm_up, args=(ctx,), daemon=True).start()
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

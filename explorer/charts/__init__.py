@@ -1,0 +1,19 @@
+"""Plotly charts: pure functions from plain data (numpy arrays, or a Trace) to a Figure."""
+
+from explorer.charts.steps import (
+    coefficients_figure,
+    frequency_figure,
+    guidance_figure,
+    latent_figure,
+    run_figures,
+    schedule_figure,
+)
+
+__all__ = [
+    "coefficients_figure",
+    "frequency_figure",
+    "guidance_figure",
+    "latent_figure",
+    "run_figures",
+    "schedule_figure",
+]

@@ -1,0 +1,145 @@
+"""What every tab shares: the app context, page CSS, error reporting and small formatters.
+
+A tab module exposes `TITLE` and `create_tab(ctx: AppContext)`; it builds its components inside
+the open `gr.Blocks` and wires its events. Tabs get the pipeline only through `ctx.pipe()`, so
+nothing loads until a visitor runs something (or the app warms up at launch).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from explorer.controls import ControlError
+
+log = logging.getLogger("explorer.ui")
+
+# Small images (the Mini model's 64x64) are enlarged by the browser without smoothing.
+CSS = """
+.pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
+.pixelated .thumbnail-item img, .pixelated .thumbnail-lg img { object-fit: contain; }
+.explain { font-size: 0.92em; opacity: 0.9; }
+.arch-strip { display: flex; flex-wrap: wrap; align-items: stretch; gap: 6px; margin: 4px 0; }
+.arch-box { display: block; padding: 6px 10px; border: 1px solid var(--border-color-primary);
+  border-radius: 8px; text-decoration: none !important; color: var(--body-text-color) !important;
+  background: var(--block-background-fill); min-width: 110px; }
+.arch-box:hover { border-color: var(--color-accent); }
+.arch-box b { display: block; font-size: 0.95em; }
+.arch-box code { font-size: 0.8em; }
+.arch-arrow { align-self: center; font-size: 1.2em; opacity: 0.6; }
+"""
+
+RUN_CONCURRENCY = 2  # single runs at once (CPU cores are few); heavier tabs should use 1
+
+
+@dataclass
+class AppContext:
+    """What the app hands every tab: how to get the pipeline, and the operator's options."""
+
+    load: Callable[[], Any]  # returns the (cached) pipeline
+    model_name: str = "mini-sd"
+    device: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def pipe(self) -> Any:
+        """The pipeline (loaded on first use, then cached by the loader)."""
+        return self.load()
+
+
+def gpu(fn: Callable) -> Callable:
+    """`spaces.GPU` on a Hugging Face ZeroGPU Space (a no-op elsewhere); identity without spaces."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return fn
+    return spaces.GPU(fn)
+
+
+def visitor_errors(fn: Callable) -> Callable:
+    """Turn known input errors into a plain `gr.Error`; hide anything else's traceback.
+
+    Works for plain functions and generators. `ValueError` subclasses of ours (controls, model,
+    run files) carry messages written for visitors; other exceptions are logged in full on the
+    server and reported to the visitor in one line.
+    """
+
+    def report(e: Exception) -> gr.Error:
+        if isinstance(e, gr.Error):
+            return e
+        if isinstance(e, ControlError | ValueError):
+            return gr.Error(str(e), print_exception=False)
+        log.exception("handler %s failed", fn.__name__)
+        return gr.Error(f"Something went wrong ({type(e).__name__}); the server log has details.")
+
+    if _is_generator(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - reported to the visitor, logged above
+                raise report(e) from None
+
+        return gen_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            raise report(e) from None
+
+    return wrapper
+
+
+def _is_generator(fn: Callable) -> bool:
+    import inspect
+
+    return inspect.isgeneratorfunction(fn)
+
+
+def explain(text: str) -> gr.Markdown:
+    """A short plain-words explanation placed beside a view."""
+    return gr.Markdown(text, elem_classes=["explain"])
+
+
+def pixel_image(label: str, height: int = 160, **kwargs) -> gr.Image:
+    """An output image shown enlarged without smoothing."""
+    return gr.Image(
+        label=label,
+        format="png",
+        height=height,
+        interactive=False,
+        elem_classes=["pixelated"],
+        buttons=["download"],
+        **kwargs,
+    )
+
+
+def pixel_gallery(label: str, columns: int = 8, **kwargs) -> gr.Gallery:
+    """An output gallery of small pictures, enlarged without smoothing."""
+    return gr.Gallery(
+        label=label,
+        format="png",
+        columns=columns,
+        height="auto",
+        object_fit="contain",
+        interactive=False,
+        elem_classes=["pixelated"],
+        **kwargs,
+    )
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> '1.5 KB'."""
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"

@@ -1,0 +1,268 @@
+"""The Generate tab: run a prompt, watch it stream step by step, then explore every view.
+
+Events (api names in brackets):
+  Run / Enter  -> pick the seed (a visible step: the seed used is shown) -> run [/generate]
+  Stop         -> asks the engine to stop between steps and cancels the run event
+  Save run     -> a zip of the trace [/save_run];  Open a saved run -> all views [/open_run]
+Handlers only validate, call the engine (`explorer.capture.trace`) and format.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+
+import gradio as gr
+
+from explorer.capture import trace as run_trace
+from explorer.controls import CONTROLS, UI_SEED_MAX, token_note, validate_run
+from explorer.runzip import pack, unpack
+from explorer.ui.common import RUN_CONCURRENCY, AppContext, gpu, pixel_image, visitor_errors
+from explorer.ui.stepviews import RunView, StepViews, _captions
+
+TITLE = "Generate"
+
+EXAMPLES = [  # prompt, negative prompt, seed, steps, guidance, scheduler
+    ["a large red circle on a blue background", "", 0, 25, 7.5, "ddim"],
+    ["a small yellow star in the top left on a black background", "", 1, 25, 7.5, "euler"],
+    ["a green triangle, white background, center", "", 2, 10, 5.0, "dpmpp_2m"],
+    ["a purple background with a large orange square at the bottom right", "", 3, 25, 7.5, "unipc"],
+    ["a large white cross on a red background", "", 4, 1, 7.5, "ddim"],
+]
+
+
+@gpu
+def _engine(pipe, settings, on_step, should_stop):
+    """The model run (on a ZeroGPU Space this is the GPU function)."""
+    return run_trace(
+        pipe, settings.prompt, **settings.trace_kwargs(), on_step=on_step,
+        should_stop=should_stop, preview=True,
+    )  # fmt: skip
+
+
+class _StopFlags:
+    """One stop flag per browser session, so Stop cancels only the visitor's own run."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: str) -> threading.Event:
+        with self._lock:
+            self._flags[key] = flag = threading.Event()
+        return flag
+
+    def stop(self, key: str) -> None:
+        with self._lock:
+            flag = self._flags.get(key)
+        if flag is not None:
+            flag.set()
+
+    def finish(self, key: str, flag: threading.Event) -> None:
+        flag.set()  # a run abandoned mid-way stops at its next step
+        with self._lock:
+            if self._flags.get(key) is flag:
+                del self._flags[key]
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+def pick_seed(seed, randomize: bool):
+    """The seed to use: a fresh random one when 'randomize' is ticked, else the box's."""
+    return random.randint(0, UI_SEED_MAX) if randomize else seed
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "unconditional"
+
+
+def create_tab(ctx: AppContext) -> StepViews:
+    """Build the Generate tab inside an open gr.Blocks; returns its step views."""
+    c = CONTROLS
+    flags = _StopFlags()
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(
+                label=c["prompt"].label, value=c["prompt"].default, info=c["prompt"].help, lines=2
+            )
+            negative = gr.Textbox(
+                label=c["negative_prompt"].label,
+                value=c["negative_prompt"].default,
+                info=c["negative_prompt"].help,
+            )
+            with gr.Row():
+                seed = gr.Number(
+                    label=c["seed"].label,
+                    value=c["seed"].default,
+                    precision=0,
+                    info=c["seed"].help,
+                    minimum=0,
+                )
+                randomize = gr.Checkbox(label="Randomize seed on Run", value=False)
+            steps = gr.Slider(
+                c["steps"].minimum,
+                c["steps"].maximum,
+                value=c["steps"].default,
+                step=1,
+                label=c["steps"].label,
+                info=c["steps"].help,
+            )
+            guidance = gr.Slider(
+                c["guidance"].minimum,
+                c["guidance"].maximum,
+                value=c["guidance"].default,
+                step=c["guidance"].step,
+                label=c["guidance"].label,
+                info=c["guidance"].help,
+            )
+            scheduler = gr.Dropdown(
+                list(c["scheduler"].choices),
+                value=c["scheduler"].default,
+                label=c["scheduler"].label,
+                info=c["scheduler"].help,
+            )
+            with gr.Row():
+                run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
+        with gr.Column(scale=2):
+            image = pixel_image("Final image", height=256, elem_id="final-image")
+            status = gr.Markdown("Type a prompt and press Run.", elem_id="run-status")
+            with gr.Row():
+                save_btn = gr.Button("Save run", size="sm")
+                saved = gr.File(label="Saved run (zip)", interactive=False, height=60)
+            opened = gr.File(label="Open a saved run (.zip)", file_types=[".zip"], height=60)
+    inputs = [prompt, negative, seed, steps, guidance, scheduler]
+    gr.Examples(EXAMPLES, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
+    views = StepViews.build()
+    outputs = [image, status, *views.outputs]
+
+    @visitor_errors
+    def generate(
+        prompt,
+        negative_prompt,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        request: gr.Request = None,
+        progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
+    ) -> Iterator[dict]:
+        settings = validate_run(prompt, negative_prompt, seed, steps, guidance, scheduler)
+        pipe = ctx.pipe()
+        notes = list(settings.notes)
+        n_tokens = len(pipe.tokenizer(settings.prompt)["input_ids"])
+        note = token_note(n_tokens, pipe.tokenizer.model_max_length)
+        notes += [note] if note else []
+        for n in notes:
+            gr.Warning(n)
+        header = "".join(f"⚠ {n}  \n" for n in notes)
+        key = _session(request)
+        flag = flags.start(key)
+        updates: queue.Queue = queue.Queue()
+
+        def work():
+            try:
+                updates.put(("done", _engine(pipe, settings, updates.put, flag.is_set)))
+            except BaseException as e:  # noqa: BLE001 - handed to the handler thread
+                updates.put(("error", e))
+
+        threading.Thread(target=work, name="explorer-run", daemon=True).start()
+        try:
+            while True:
+                item = updates.get()
+                if isinstance(item, tuple) and item[0] == "error":
+                    raise item[1]
+                if isinstance(item, tuple) and item[0] == "done":
+                    break
+                done, total = item.num_steps, settings.steps
+                progress((done, total), desc="denoising")
+                yield {
+                    image: item.previews[-1],
+                    status: f"{header}Step **{done} of {total}** (preview decode; full decode when done)",
+                    views.gallery_x0: _captions(item, item.previews),
+                }
+            result = item[1]
+            view = RunView.of(result)
+            s = result.settings
+            ran = (
+                f"stopped after {s['steps_run']} of {s['steps']} steps"
+                if s["cancelled"]
+                else f"{s['steps']} steps"
+            )
+            secs = sum(result.seconds)
+            yield dict(zip(outputs, [
+                result.image,
+                f"{header}Done: {ran} in {secs:.2f} s · seed **{s['seed']}** · {s['scheduler_class']}",
+                *views.render(view),
+            ]))  # fmt: skip
+        finally:
+            flags.finish(key, flag)
+
+    def request_stop(request: gr.Request = None):
+        flags.stop(_session(request))
+
+    @visitor_errors
+    def save_run(view: RunView | None) -> str:
+        if view is None:
+            raise gr.Error("Nothing to save yet: run a prompt (or open a run) first.")
+        s = view.trace.settings
+        folder = tempfile.mkdtemp(prefix="explorer-save-")
+        return str(pack(view.trace, folder, f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}"))
+
+    @visitor_errors
+    def open_run(path: str | None) -> list:
+        if path is None:
+            return [gr.skip()] * len(outputs)
+        trace = unpack(path)
+        view = RunView.of(trace, method="preview")
+        s = trace.settings
+        note = (
+            f"Opened a saved run: “{s.get('prompt', '')}”, seed {s.get('seed')}, "
+            f"{trace.num_steps} steps, {s.get('scheduler', '?')}. Steps are shown with the cheap "
+            "linear preview (no model needed); the final image is the saved one."
+        )
+        return [trace.image, note, *views.render(view)]
+
+    picked = dict(
+        fn=pick_seed,
+        inputs=[seed, randomize],
+        outputs=[seed],
+        api_visibility="private",
+        queue=False,
+    )
+    running = dict(
+        fn=generate,
+        inputs=inputs,
+        outputs=outputs,
+        concurrency_limit=RUN_CONCURRENCY,
+        concurrency_id="run",
+        show_progress_on=[status],
+    )  # noqa: E501
+    click = run_btn.click(**picked)
+    run_event = click.then(**running, api_name="generate")
+    submit = prompt.submit(**picked)
+    submit_event = submit.then(**running, api_visibility="private")
+    stop_btn.click(
+        request_stop,
+        None,
+        None,
+        cancels=[run_event, submit_event],
+        queue=False,
+        api_visibility="private",
+    )
+    save_btn.click(save_run, [views.state], [saved], api_name="save_run")
+    opened.upload(
+        open_run,
+        [opened],
+        outputs,
+        api_name="open_run",
+        concurrency_limit=RUN_CONCURRENCY,
+        concurrency_id="run",
+    )
+    return views

@@ -1,0 +1,52 @@
+"""The page: a header and one tab per tab module; launch options shared by the app and tests.
+
+A tab module is any module with `TITLE` and `create_tab(ctx)`; `TABS` lists the ones the app
+shows, in order. To add a tab, write `explorer/ui/<name>.py` with those two names and append its
+module path to `TABS`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+import gradio as gr
+
+from explorer.ui.common import CSS, RUN_CONCURRENCY, AppContext
+
+TABS = ["explorer.ui.generate"]
+
+MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more finely
+
+HEADER = """# Diffusion Explorer
+Run Stable Diffusion for real and watch it think: every step, every tensor, in plain words.
+Model: **{model}**."""
+
+
+def tab_modules(names: list[str] | None = None) -> list[ModuleType]:
+    """Import the tab modules (each must expose TITLE and create_tab)."""
+    modules = [import_module(n) for n in (names or TABS)]
+    for m in modules:
+        if not (hasattr(m, "TITLE") and callable(getattr(m, "create_tab", None))):
+            raise TypeError(f"{m.__name__} is not a tab module: it needs TITLE and create_tab(ctx)")
+    return modules
+
+
+def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
+    """The whole app as a gr.Blocks (not launched, nothing loaded)."""
+    with gr.Blocks(title="Diffusion Explorer") as demo:
+        gr.Markdown(HEADER.format(model=ctx.model_name))
+        with gr.Tabs():
+            for module in tab_modules(tabs):
+                with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
+                    module.create_tab(ctx)
+    demo.queue(default_concurrency_limit=RUN_CONCURRENCY, max_size=64)
+    return demo
+
+
+def launch_options() -> dict:
+    """Keyword arguments for `demo.launch` that every launch uses (theme, CSS, limits).
+
+    No `allowed_paths`: the app serves only what its handlers return.
+    """
+    return dict(theme=gr.themes.Soft(), css=CSS, max_file_size=MAX_FILE_SIZE, show_error=False)
