@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -84,8 +84,8 @@ class SeedsResult:
     """`compare_seeds`: one prompt, several starting noises (one batched call per chunk)."""
 
     runs: list[Run]
-    seconds: float = 0.0  # total wall time
-    notes: list[str] = field(default_factory=list)
+    distance: list[float]  # pixel_distance of each image to the first seed's
+    seconds: float  # total wall time
 
 
 def pixel_distance(a: Image.Image, b: Image.Image) -> float:
@@ -299,7 +299,12 @@ def compare_seeds(
         sec = (time.perf_counter() - t0) / len(part)
         runs += [Run(f"seed {s}", s, tr, sec) for s, tr in zip(part, traces)]
     _report(progress, len(seeds), len(seeds), "done")
-    return SeedsResult(runs=runs, seconds=time.perf_counter() - start)
+    first = runs[0].image
+    return SeedsResult(
+        runs=runs,
+        distance=[pixel_distance(r.image, first) for r in runs],
+        seconds=time.perf_counter() - start,
+    )
 
 
 __all__ = [
