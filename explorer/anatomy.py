@@ -41,6 +41,37 @@ def run_pictures(trace: Trace, method: str | None = None) -> RunPictures:
     return RunPictures(latents, x0, trace.decode(what="noise"), method)
 
 
+class StepDecoder:
+    """VAE-decodes a run's steps while it runs, so little is left to decode when it ends.
+
+    Feed it the partial traces of `trace(..., on_step=...)` with `update`; `finish` decodes what
+    is left of the final trace and returns its `RunPictures`.
+    """
+
+    def __init__(self, vae) -> None:
+        self.vae = vae
+        self.latents: list[Image.Image] = []  # x_T, x after step 1, ...
+        self.x0: list[Image.Image] = []
+
+    def update(self, trace: Trace) -> None:
+        """Decode the latents and x0 predictions not decoded yet, in one batch."""
+        new_latents = trace.latents[len(self.latents) :]  # (n, C, h, w)
+        new_x0 = trace.x0_pred[len(self.x0) :]  # (m, C, h, w)
+        both = torch.cat([new_latents, new_x0])
+        if len(both) == 0:
+            return
+        images = dec.vae_decode(self.vae, both, batch_size=len(both))
+        self.latents += images[: len(new_latents)]
+        self.x0 += images[len(new_latents) :]
+
+    def finish(self, trace: Trace) -> RunPictures:
+        """All pictures of the final (possibly cancelled, so shorter) trace."""
+        self.update(trace)
+        T = trace.num_steps
+        noise = trace.decode(what="noise")
+        return RunPictures(self.latents[: T + 1], self.x0[:T], noise, "vae")
+
+
 def _scale(trace: Trace) -> int:
     return int(trace.settings.get("vae_scale_factor", 8))
 

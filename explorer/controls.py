@@ -226,6 +226,10 @@ def token_note(n_tokens: int, max_tokens: int) -> str | None:
     return f"prompt is {n_tokens} tokens; the text encoder reads the first {max_tokens}, the rest is cut"
 
 
+def _fmt(x: float) -> str:
+    return "2^64 − 1" if x == SEED_MAX else f"{x:g}"
+
+
 def markdown_table() -> str:
     """The controls as a Markdown table (the README holds exactly this; a test checks it)."""
     rows = ["| name | default | range | what it does |", "| --- | --- | --- | --- |"]
@@ -235,6 +239,10 @@ def markdown_table() -> str:
         elif c.kind == "text":
             span = "text"
         else:
-            span = f"{c.minimum} to {c.maximum}"
+            span = f"{_fmt(c.minimum)} to {_fmt(c.maximum)}"
         rows.append(f"| `{c.name}` | `{c.default!r}` | {span} | {c.help} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m explorer.controls: the README's controls table
+    print(markdown_table())

@@ -18,10 +18,13 @@ from collections.abc import Iterator
 
 import gradio as gr
 
+from explorer import anatomy
 from explorer.capture import trace as run_trace
-from explorer.controls import CONTROLS, UI_SEED_MAX, token_note, validate_run
+from explorer.controls import UI_SEED_MAX, token_note, validate_run
 from explorer.runzip import pack, unpack
+from explorer.tracefile import Trace
 from explorer.ui.common import RUN_CONCURRENCY, AppContext, gpu, pixel_image, visitor_errors
+from explorer.ui.inputs import control_input
 from explorer.ui.stepviews import RunView, StepViews, _captions
 
 TITLE = "Generate"
@@ -42,6 +45,32 @@ def _engine(pipe, settings, on_step, should_stop):
         pipe, settings.prompt, **settings.trace_kwargs(), on_step=on_step,
         should_stop=should_stop, preview=True,
     )  # fmt: skip
+
+
+def stream_run(pipe, settings, stop: threading.Event) -> Iterator[tuple[bool, Trace]]:
+    """Run the engine in a worker thread; yield (False, partial trace) as steps finish, then
+    (True, final trace). Steps that arrive while the caller is busy are coalesced: the caller
+    gets the latest. Setting `stop` ends the run at its next step."""
+    updates: queue.Queue = queue.Queue()
+
+    def work():
+        try:
+            updates.put(
+                (True, _engine(pipe, settings, lambda t: updates.put((False, t)), stop.is_set))
+            )
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            updates.put((None, e))
+
+    threading.Thread(target=work, name="explorer-run", daemon=True).start()
+    while True:
+        item = updates.get()
+        while not item[0] and not updates.empty():
+            item = updates.get()
+        if item[0] is None:
+            raise item[1]
+        yield item
+        if item[0]:
+            return
 
 
 class _StopFlags:
@@ -84,49 +113,17 @@ def _slug(text: str) -> str:
 
 def create_tab(ctx: AppContext) -> StepViews:
     """Build the Generate tab inside an open gr.Blocks; returns its step views."""
-    c = CONTROLS
     flags = _StopFlags()
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = gr.Textbox(
-                label=c["prompt"].label, value=c["prompt"].default, info=c["prompt"].help, lines=2
-            )
-            negative = gr.Textbox(
-                label=c["negative_prompt"].label,
-                value=c["negative_prompt"].default,
-                info=c["negative_prompt"].help,
-            )
+            prompt = control_input("prompt", lines=2)
+            negative = control_input("negative_prompt")
             with gr.Row():
-                seed = gr.Number(
-                    label=c["seed"].label,
-                    value=c["seed"].default,
-                    precision=0,
-                    info=c["seed"].help,
-                    minimum=0,
-                )
+                seed = control_input("seed")
                 randomize = gr.Checkbox(label="Randomize seed on Run", value=False)
-            steps = gr.Slider(
-                c["steps"].minimum,
-                c["steps"].maximum,
-                value=c["steps"].default,
-                step=1,
-                label=c["steps"].label,
-                info=c["steps"].help,
-            )
-            guidance = gr.Slider(
-                c["guidance"].minimum,
-                c["guidance"].maximum,
-                value=c["guidance"].default,
-                step=c["guidance"].step,
-                label=c["guidance"].label,
-                info=c["guidance"].help,
-            )
-            scheduler = gr.Dropdown(
-                list(c["scheduler"].choices),
-                value=c["scheduler"].default,
-                label=c["scheduler"].label,
-                info=c["scheduler"].help,
-            )
+            steps = control_input("steps")
+            guidance = control_input("guidance")
+            scheduler = control_input("scheduler")
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
@@ -164,41 +161,28 @@ def create_tab(ctx: AppContext) -> StepViews:
         header = "".join(f"⚠ {n}  \n" for n in notes)
         key = _session(request)
         flag = flags.start(key)
-        updates: queue.Queue = queue.Queue()
-
-        def work():
-            try:
-                updates.put(("done", _engine(pipe, settings, updates.put, flag.is_set)))
-            except BaseException as e:  # noqa: BLE001 - handed to the handler thread
-                updates.put(("error", e))
-
-        threading.Thread(target=work, name="explorer-run", daemon=True).start()
         try:
-            while True:
-                item = updates.get()
-                if isinstance(item, tuple) and item[0] == "error":
-                    raise item[1]
-                if isinstance(item, tuple) and item[0] == "done":
+            decoder = anatomy.StepDecoder(pipe.vae)
+            for final, item in stream_run(pipe, settings, flag):
+                if final:
                     break
-                done, total = item.num_steps, settings.steps
-                progress((done, total), desc="denoising")
+                progress((item.num_steps, settings.steps), desc="denoising")
                 yield {
                     image: item.previews[-1],
-                    status: f"{header}Step **{done} of {total}** (preview decode; full decode when done)",
+                    status: f"{header}Step **{item.num_steps} of {settings.steps}** (preview decode)",
                     views.gallery_x0: _captions(item, item.previews),
                 }
-            result = item[1]
-            view = RunView.of(result)
-            s = result.settings
+                decoder.update(item)  # full VAE decode of the steps so far, between updates
+            view = RunView(item, decoder.finish(item))
+            s = item.settings
             ran = (
                 f"stopped after {s['steps_run']} of {s['steps']} steps"
                 if s["cancelled"]
                 else f"{s['steps']} steps"
             )
-            secs = sum(result.seconds)
             yield dict(zip(outputs, [
-                result.image,
-                f"{header}Done: {ran} in {secs:.2f} s · seed **{s['seed']}** · {s['scheduler_class']}",
+                item.image,
+                f"{header}Done: {ran} in {sum(item.seconds):.2f} s · seed **{s['seed']}** · {s['scheduler_class']}",
                 *views.render(view),
             ]))  # fmt: skip
         finally:

@@ -1,0 +1,119 @@
+"""The controls registry: validation (table-driven and fuzzed) and the README documenting it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from explorer.controls import (
+    CONTROLS,
+    SEED_MAX,
+    ControlError,
+    clean_text,
+    markdown_table,
+    token_note,
+    validate_run,
+)
+from explorer.schedulers import SCHEDULERS
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_defaults_validate_to_themselves():
+    s = validate_run()
+    for name, c in CONTROLS.items():
+        assert getattr(s, name) == c.default
+    assert s.notes == ()
+
+
+def test_scheduler_choices_are_the_engines():
+    assert CONTROLS["scheduler"].choices == tuple(SCHEDULERS)
+
+
+def test_readme_holds_the_generated_controls_table():
+    assert markdown_table() in README.read_text()
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"steps": 0}, "steps must be between 1 and 100"),
+        ({"steps": -3}, "steps must be between"),
+        ({"steps": 10**9}, "steps must be between"),
+        ({"steps": 2.5}, "whole number"),
+        ({"steps": "many"}, "whole number"),
+        ({"steps": True}, "whole number"),
+        ({"steps": math.nan}, "whole number"),
+        ({"guidance": -1}, "guidance must be between 0 and 30"),
+        ({"guidance": math.nan}, "finite"),
+        ({"guidance": math.inf}, "finite"),
+        ({"guidance": "1e400"}, "finite"),
+        ({"guidance": None}, "must be a number"),
+        ({"seed": -1}, "seed must be between 0"),
+        ({"seed": SEED_MAX + 1}, "seed must be between"),
+        ({"scheduler": "fastest"}, "choose one of: ddim"),
+        ({"scheduler": None}, "unknown scheduler"),
+        ({"prompt": 12}, "prompt must be text"),
+        ({"prompt": "x" * 5000}, "shorten it"),
+    ],
+)
+def test_bad_values_say_what_to_change(kwargs, message):
+    with pytest.raises(ControlError, match=message):
+        validate_run(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field, value",
+    [
+        ({"steps": 4.0}, "steps", 4),
+        ({"steps": " 7 "}, "steps", 7),
+        ({"seed": SEED_MAX}, "seed", SEED_MAX),
+        ({"guidance": "3.5"}, "guidance", 3.5),
+        ({"scheduler": " Euler_A "}, "scheduler", "euler_a"),
+        ({"prompt": "  a red\tcircle\n"}, "prompt", "a red circle"),
+        ({"prompt": "a 🔴 circle"}, "prompt", "a 🔴 circle"),
+    ],
+)
+def test_forgiven_values(kwargs, field, value):
+    assert getattr(validate_run(**kwargs), field) == value
+
+
+def test_empty_prompt_runs_unconditionally_and_says_so():
+    s = validate_run(prompt="   ")
+    assert s.prompt == ""
+    assert any("unconditionally" in n for n in s.notes)
+
+
+def test_control_characters_and_lone_surrogates_are_removed():
+    text, notes = clean_text("prompt", "red\x00 circle\ud800\x1b")
+    assert text == "red circle"
+    assert "3 control or invalid characters removed" in notes[0]
+
+
+def test_token_note():
+    assert token_note(77, 77) is None
+    assert "first 77" in token_note(120, 77)
+
+
+@given(
+    prompt=st.one_of(st.text(max_size=300), st.none(), st.integers()),
+    steps=st.one_of(st.integers(), st.floats(allow_nan=True), st.text(max_size=8), st.booleans()),
+    guidance=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8)),
+    seed=st.one_of(st.integers(min_value=-(2**70), max_value=2**70), st.floats()),
+    scheduler=st.one_of(st.sampled_from(list(SCHEDULERS)), st.text(max_size=10)),
+)
+def test_validation_fuzz_only_raises_control_error(prompt, steps, guidance, seed, scheduler):
+    try:
+        s = validate_run(prompt, "", seed, steps, guidance, scheduler)
+    except ControlError as e:
+        assert str(e)
+        return
+    assert isinstance(s.steps, int) and 1 <= s.steps <= 100
+    assert math.isfinite(s.guidance) and 0 <= s.guidance <= 30
+    assert isinstance(s.seed, int) and 0 <= s.seed <= SEED_MAX
+    assert s.scheduler in SCHEDULERS
+    s.prompt.encode("utf-8")  # no lone surrogates left
