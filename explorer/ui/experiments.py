@@ -1,0 +1,355 @@
+"""The Experiments tab: one sub-tab per side-by-side experiment, one API endpoint each.
+
+    [/compare_steps] [/scale_embedding] [/compare_guidance] [/compare_schedulers]
+    [/compare_seeds] [/grid]
+
+The shared settings at the top (prompt, seed, steps, guidance, scheduler) are the base of every
+experiment; each sub-tab varies one thing, typed as a list ("1, 2, 5, 10") with its limits stated
+beside it. Clicking a picture opens that run in the step views at the bottom of the tab.
+Handlers only validate (`explorer.controls`, `explorer.lists`), call the engine and format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gradio as gr
+
+from explorer import experiments as ex
+from explorer import grid as gridmod
+from explorer import sweeps
+from explorer.charts import experiments as charts
+from explorer.controls import CONTROLS, SEED_MAX, validate_run
+from explorer.lists import describe_limits, format_list, parse_choices, parse_numbers
+from explorer.schedulers import SCHEDULERS
+from explorer.ui.common import AppContext, explain, gpu, pixel_gallery, pixel_image, visitor_errors
+from explorer.ui.stepviews import RunView, StepViews
+
+TITLE = "Experiments"
+EXPERIMENT_CONCURRENCY = 1  # each experiment is many runs: one at a time on a small CPU
+
+# Each list: how it is parsed, its limits (stated in the UI) and its default text.
+LISTS: dict[str, dict] = {
+    "steps": dict(integer=True, lo=1, hi=CONTROLS["steps"].maximum, max_count=8),
+    "magnitude": dict(lo=-3.0, hi=5.0, max_count=9),
+    "guidance": dict(lo=CONTROLS["guidance"].minimum, hi=CONTROLS["guidance"].maximum, max_count=8),
+    "curve": dict(integer=True, lo=1, hi=100, max_count=6),
+    "seed": dict(integer=True, lo=0, hi=SEED_MAX, max_count=16),
+}
+GRID_MAX = 6  # values per grid axis (36 runs at most)
+DEFAULTS = {
+    "steps": format_list(ex.DEFAULT_STEPS),
+    "magnitude": format_list(sweeps.DEFAULT_FACTORS),
+    "guidance": format_list(ex.DEFAULT_GUIDANCE),
+    "curve": format_list(ex.DEFAULT_CURVE_STEPS),
+    "seed": "0, 1, 2, 3, 4, 5, 6, 7",
+    "scheduler": format_list(list(SCHEDULERS)),
+}
+
+
+def parse_list(kind: str, text: str, name: str | None = None, max_count: int | None = None) -> list:
+    """The typed list `text` for list kind `kind` (see `LISTS`), or a `ListError`."""
+    if kind == "scheduler":
+        return parse_choices(text, list(SCHEDULERS), name=name or kind, max_count=max_count or 8)
+    limits = {**LISTS[kind], **({"max_count": max_count} if max_count else {})}
+    return parse_numbers(text, name=name or kind, **limits)
+
+
+def limits_text(kind: str) -> str:
+    """The limits of a list kind, in words, for the textbox's info line."""
+    if kind == "scheduler":
+        return f"Any of: {', '.join(SCHEDULERS)}, separated by commas."
+    lim = LISTS[kind]
+    return describe_limits(
+        lo=lim["lo"], hi=lim["hi"], max_count=lim["max_count"], integer=lim.get("integer", False)
+    )
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    """A small Markdown table; floats shown with 4 significant digits, NaN as an em dash."""
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "—" if v != v else f"{v:.4g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows])
+
+
+def _gallery(runs: list[ex.Run], captions: list[str] | None = None) -> list[tuple]:
+    return [(r.image, captions[i] if captions else r.label) for i, r in enumerate(runs)]
+
+
+def _progress(progress) -> Callable[[float, str], None]:
+    return lambda frac, what: progress(frac, desc=what)
+
+
+@gpu
+def _run(fn, *args, **kwargs):
+    """The engine call (on a ZeroGPU Space this is the GPU function)."""
+    return fn(*args, **kwargs)
+
+
+def _settings_inputs() -> list:
+    """The shared base settings, built from the controls registry."""
+    c = CONTROLS
+    with gr.Row():
+        prompt = gr.Textbox(label=c["prompt"].label, value=c["prompt"].default, scale=3, lines=1)
+        negative = gr.Textbox(label=c["negative_prompt"].label, value="", scale=2)
+    with gr.Row():
+        seed = gr.Number(label=c["seed"].label, value=0, precision=0, minimum=0)
+        steps = gr.Slider(
+            1, c["steps"].maximum, value=c["steps"].default, step=1, label=c["steps"].label
+        )
+        guidance = gr.Slider(c["guidance"].minimum, c["guidance"].maximum, value=c["guidance"].default,
+                             step=c["guidance"].step, label=c["guidance"].label)  # fmt: skip
+        scheduler = gr.Dropdown(
+            list(c["scheduler"].choices), value="ddim", label=c["scheduler"].label
+        )
+    return [prompt, negative, seed, steps, guidance, scheduler]
+
+
+def create_tab(ctx: AppContext) -> StepViews:
+    """Build the Experiments tab inside an open gr.Blocks; returns its step views."""
+    explain(
+        "Each experiment runs the real model several times and changes one thing. The settings "
+        "here are the base; each sub-tab says what it varies. Click any picture to open that run "
+        "in the step views below."
+    )
+    base = _settings_inputs()
+    outs: dict[str, dict] = {}
+
+    def panel(key: str, kinds: list[tuple[str, str]], note: str, extra=None) -> dict:
+        """A sub-tab: list textboxes, Run button, pictures, chart and numbers."""
+        with gr.Tab(key.replace("_", " ").capitalize(), id=f"exp-{key}"):
+            explain(note)
+            boxes = [
+                gr.Textbox(label=label, value=DEFAULTS[kind], info=limits_text(kind))
+                for kind, label in kinds
+            ]
+            more = extra() if extra else []
+            button = gr.Button("Run", variant="primary")
+            gallery = pixel_gallery("Results (click one to open it below)", columns=8)
+            first = pixel_gallery("x0 after the first step", columns=8) if key == "steps" else None
+            with gr.Row():
+                plot = gr.Plot(label="chart") if key != "grid" else None
+                numbers = gr.Markdown()
+            png = pixel_image("Grid (PNG: download it)", height=400) if key == "grid" else None
+        outs[key] = dict(inputs=boxes + more, button=button, gallery=gallery, first=first, plot=plot,
+                         numbers=numbers, png=png, state=gr.State([]))  # fmt: skip
+        return outs[key]
+
+    with gr.Tabs():
+        panel(
+            "steps",
+            [("steps", "Step counts")],
+            "Same prompt, same seed (so the same starting noise), different numbers of steps.",
+        )
+        panel(
+            "magnitude",
+            [("magnitude", "Factors k")],
+            "The prompt's embedding z scaled by k. With 'multiply' the direction never changes "
+            "(cosine to k = 1 is 1.0 for every k > 0) but the length does, and so does the "
+            "picture. All factors run as one batch from one shared noise.",
+            lambda: [
+                gr.Radio(
+                    list(sweeps.RULES),
+                    value="multiply",
+                    label="Rule",
+                    info=" · ".join(f"{k}: {v}" for k, v in sweeps.RULES.items()),
+                )
+            ],
+        )
+        panel(
+            "guidance",
+            [("guidance", "Guidance scales")],
+            "ε = ε_u + g·(ε_c − ε_u): the chart shows the size of g·(ε_c − ε_u) at every step.",
+        )
+        panel(
+            "schedulers",
+            [("scheduler", "Schedulers"), ("curve", "Step counts for the accuracy chart")],
+            "Sampling solves a differential equation step by step. Each scheduler runs at the "
+            "base step count; the chart measures how far each lands from a DDIM 200-step "
+            "reference as the steps grow (log-log: steeper = higher-order solver).",
+        )
+        panel("seeds", [("seed", "Seeds")], "Same prompt and settings, different starting noise.")
+
+        def grid_axes():
+            axes = list(gridmod.AXES)
+            with gr.Row():
+                widgets = [gr.Dropdown(axes, value="steps", label="Rows vary"),
+                           gr.Textbox(value="2, 5, 25", label="Row values"),
+                           gr.Dropdown(axes, value="seed", label="Columns vary"),
+                           gr.Textbox(value="0, 1, 2", label="Column values")]  # fmt: skip
+            gr.Markdown(f"Up to {GRID_MAX} values per axis; each typed like the lists above.")
+            return widgets
+
+        panel(
+            "grid",
+            [],
+            "Any two settings as rows and columns. The labelled grid downloads as one PNG.",
+            grid_axes,
+        )
+    views = StepViews.build()
+
+    # ---- handlers ------------------------------------------------------------------------
+
+    def settings(*values):
+        s = validate_run(*values)
+        for n in s.notes:
+            gr.Warning(n)
+        return s
+
+    @visitor_errors
+    def compare_steps(
+        prompt,
+        negative,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        steps_list,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        s = settings(prompt, negative, seed, steps, guidance, scheduler)
+        counts = parse_list("steps", steps_list)
+        r = _run(ex.compare_steps, ctx.pipe(), s.prompt, counts, negative_prompt=s.negative_prompt,
+                 guidance=s.guidance, seed=s.seed, scheduler=s.scheduler, progress=_progress(progress))  # fmt: skip
+        rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]
+        return (_gallery(r.runs), [(im, x.label) for im, x in zip(r.first_x0, r.runs)],
+                charts.steps_figure(counts, r.distance, [x.seconds for x in r.runs]),
+                _table(["steps", "pixel distance to most steps", "seconds"], rows), [x.trace for x in r.runs])  # fmt: skip
+
+    @visitor_errors
+    def scale_embedding(prompt, negative, seed, steps, guidance, scheduler, factors, rule):
+        s = settings(prompt, negative, seed, steps, guidance, scheduler)
+        ks = parse_list("magnitude", factors, "factors")
+        r = _run(sweeps.scale_embedding, ctx.pipe(), s.prompt, ks, rule=rule, **s.trace_kwargs())
+        rows = [[k, n, c, d] for k, n, c, d in zip(r.factors, r.norms, r.cosines, r.distance)]
+        caps = [
+            f"k = {k:g} · ‖z‖ {n:.1f} · cos {c:.4f}"
+            for k, n, c in zip(r.factors, r.norms, r.cosines)
+        ]
+        return (_gallery(r.runs, caps), charts.magnitude_figure(r.factors, r.norms, r.cosines, r.distance),
+                _table(["k", "‖z_k‖", "cos(z_k, z_1)", "pixel distance to k = 1"], rows)
+                + f"\n\nOne batched call: {r.seconds:.2f} s for {len(ks)} factors.", [x.trace for x in r.runs])  # fmt: skip
+
+    @visitor_errors
+    def compare_guidance(
+        prompt,
+        negative,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        scales,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        s = settings(prompt, negative, seed, steps, guidance, scheduler)
+        gs = parse_list("guidance", scales, "guidance scales")
+        r = _run(ex.compare_guidance, ctx.pipe(), s.prompt, gs, negative_prompt=s.negative_prompt,
+                 steps=s.steps, seed=s.seed, scheduler=s.scheduler, progress=_progress(progress))  # fmt: skip
+        rows = [
+            [g, "off" if n is None else max(n), x.seconds]
+            for g, n, x in zip(gs, r.guidance_norms, r.runs)
+        ]
+        return (_gallery(r.runs), charts.guidance_norms_figure(gs, r.guidance_norms),
+                _table(["g", "largest ‖g·(ε_c − ε_u)‖", "seconds"], rows), [x.trace for x in r.runs])  # fmt: skip
+
+    @visitor_errors
+    def compare_schedulers(
+        prompt,
+        negative,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        names,
+        curve,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        s = settings(prompt, negative, seed, steps, guidance, scheduler)
+        chosen = parse_list("scheduler", names, "schedulers")
+        counts = parse_list("curve", curve, "step counts")
+        r = _run(ex.compare_schedulers, ctx.pipe(), s.prompt, s.steps, schedulers=chosen, curve_steps=counts,
+                 negative_prompt=s.negative_prompt, guidance=s.guidance, seed=s.seed,
+                 progress=_progress(progress))  # fmt: skip
+        rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]
+        caps = [f"{x.value} · distance {d:.3g}" for x, d in zip(r.runs, r.distance)]
+        return (_gallery(r.runs, caps), charts.scheduler_accuracy_figure(r.curve_steps, r.curve, chosen=r.steps),
+                _table(["scheduler", f"latent distance to DDIM 200 at {r.steps} steps", "seconds"], rows),
+                [x.trace for x in r.runs])  # fmt: skip
+
+    @visitor_errors
+    def compare_seeds(
+        prompt,
+        negative,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        seeds,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        s = settings(prompt, negative, seed, steps, guidance, scheduler)
+        chosen = parse_list("seed", seeds, "seeds")
+        r = _run(ex.compare_seeds, ctx.pipe(), s.prompt, chosen, negative_prompt=s.negative_prompt,
+                 steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, progress=_progress(progress))  # fmt: skip
+        return (_gallery(r.runs), charts.seeds_figure(chosen, r.distance),
+                _table(["seed", "pixel distance to the first seed"], [[x.value, d] for x, d in zip(r.runs, r.distance)]),
+                [x.trace for x in r.runs])  # fmt: skip
+
+    @visitor_errors
+    def grid(
+        prompt,
+        negative,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        row_axis,
+        row_text,
+        col_axis,
+        col_text,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        s = settings(prompt, negative, seed, steps, guidance, scheduler)
+        kind = lambda axis: "scheduler" if axis == "scheduler" else axis  # noqa: E731
+        rows = parse_list(kind(row_axis), row_text, f"row values ({row_axis})", GRID_MAX)
+        cols = parse_list(kind(col_axis), col_text, f"column values ({col_axis})", GRID_MAX)
+        base = dict(steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, seed=s.seed)
+        r = _run(gridmod.grid, ctx.pipe(), s.prompt, (row_axis, rows), (col_axis, cols),
+                 negative_prompt=s.negative_prompt, progress=_progress(progress), **base)  # fmt: skip
+        cells = [c for row in r.cells for c in row]
+        return (
+            _gallery(cells),
+            r.image,
+            f"{len(cells)} runs in {r.seconds:.1f} s.",
+            [c.trace for c in cells],
+        )
+
+    def open_cell(traces: list, evt: gr.SelectData):
+        if not traces or evt.index is None or evt.index >= len(traces):
+            return [gr.skip()] * len(views.outputs)
+        return views.render(RunView.of(traces[evt.index]))
+
+    handlers = {"steps": compare_steps, "magnitude": scale_embedding, "guidance": compare_guidance,
+                "schedulers": compare_schedulers, "seeds": compare_seeds, "grid": grid}  # fmt: skip
+    api = {"steps": "compare_steps", "magnitude": "scale_embedding", "guidance": "compare_guidance",
+           "schedulers": "compare_schedulers", "seeds": "compare_seeds", "grid": "grid"}  # fmt: skip
+    for key, o in outs.items():
+        if key == "grid":
+            outputs = [o["gallery"], o["png"], o["numbers"], o["state"]]
+        else:
+            outputs = [
+                o["gallery"],
+                *([o["first"]] if o["first"] else []),
+                o["plot"],
+                o["numbers"],
+                o["state"],
+            ]
+        o["button"].click(handlers[key], base + o["inputs"], outputs, api_name=api[key],
+                          concurrency_limit=EXPERIMENT_CONCURRENCY, concurrency_id="experiments")  # fmt: skip
+        o["gallery"].select(open_cell, [o["state"]], views.outputs, api_visibility="private")
+    return views
