@@ -47,6 +47,25 @@ DEFAULTS = {
 }
 
 
+# Sub-tabs: the lists each one takes (kind, label) and what it shows, in plain words.
+PANELS: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "steps": ([("steps", "Step counts")],
+              "Same prompt, same seed (so the same starting noise), different numbers of steps."),
+    "magnitude": ([("magnitude", "Factors k")],
+                  "The prompt's embedding z scaled by k. With 'multiply' the direction never "
+                  "changes (cosine to k = 1 is 1.0 for every k > 0) but the length does, and so "
+                  "does the picture. All factors run as one batch from one shared noise."),
+    "guidance": ([("guidance", "Guidance scales")],
+                 "ε = ε_u + g·(ε_c − ε_u): the chart shows the size of g·(ε_c − ε_u) at every step."),
+    "schedulers": ([("scheduler", "Schedulers"), ("curve", "Step counts for the accuracy chart")],
+                   "Sampling solves a differential equation step by step. Each scheduler runs at "
+                   "the base step count; the chart measures how far each lands from a DDIM "
+                   "200-step reference as the steps grow (log-log: steeper = higher order)."),
+    "seeds": ([("seed", "Seeds")], "Same prompt and settings, different starting noise."),
+    "grid": ([], "Any two settings as rows and columns. The labelled grid downloads as one PNG."),
+}  # fmt: skip
+
+
 def parse_list(kind: str, text: str, name: str | None = None, max_count: int | None = None) -> list:
     """The typed list `text` for list kind `kind` (see `LISTS`), or a `ListError`."""
     if kind == "scheduler":
@@ -140,57 +159,24 @@ def create_tab(ctx: AppContext) -> StepViews:
                          numbers=numbers, png=png, state=gr.State([]))  # fmt: skip
         return outs[key]
 
+    def rule_radio():
+        info = " · ".join(f"{k}: {v}" for k, v in sweeps.RULES.items())
+        return [gr.Radio(list(sweeps.RULES), value="multiply", label="Rule", info=info)]
+
+    def grid_axes():
+        axes = list(gridmod.AXES)
+        with gr.Row():
+            widgets = [gr.Dropdown(axes, value="steps", label="Rows vary"),
+                       gr.Textbox(value="2, 5, 25", label="Row values"),
+                       gr.Dropdown(axes, value="seed", label="Columns vary"),
+                       gr.Textbox(value="0, 1, 2", label="Column values")]  # fmt: skip
+        gr.Markdown(f"Up to {GRID_MAX} values per axis; each typed like the lists above.")
+        return widgets
+
+    extras = {"magnitude": rule_radio, "grid": grid_axes}
     with gr.Tabs():
-        panel(
-            "steps",
-            [("steps", "Step counts")],
-            "Same prompt, same seed (so the same starting noise), different numbers of steps.",
-        )
-        panel(
-            "magnitude",
-            [("magnitude", "Factors k")],
-            "The prompt's embedding z scaled by k. With 'multiply' the direction never changes "
-            "(cosine to k = 1 is 1.0 for every k > 0) but the length does, and so does the "
-            "picture. All factors run as one batch from one shared noise.",
-            lambda: [
-                gr.Radio(
-                    list(sweeps.RULES),
-                    value="multiply",
-                    label="Rule",
-                    info=" · ".join(f"{k}: {v}" for k, v in sweeps.RULES.items()),
-                )
-            ],
-        )
-        panel(
-            "guidance",
-            [("guidance", "Guidance scales")],
-            "ε = ε_u + g·(ε_c − ε_u): the chart shows the size of g·(ε_c − ε_u) at every step.",
-        )
-        panel(
-            "schedulers",
-            [("scheduler", "Schedulers"), ("curve", "Step counts for the accuracy chart")],
-            "Sampling solves a differential equation step by step. Each scheduler runs at the "
-            "base step count; the chart measures how far each lands from a DDIM 200-step "
-            "reference as the steps grow (log-log: steeper = higher-order solver).",
-        )
-        panel("seeds", [("seed", "Seeds")], "Same prompt and settings, different starting noise.")
-
-        def grid_axes():
-            axes = list(gridmod.AXES)
-            with gr.Row():
-                widgets = [gr.Dropdown(axes, value="steps", label="Rows vary"),
-                           gr.Textbox(value="2, 5, 25", label="Row values"),
-                           gr.Dropdown(axes, value="seed", label="Columns vary"),
-                           gr.Textbox(value="0, 1, 2", label="Column values")]  # fmt: skip
-            gr.Markdown(f"Up to {GRID_MAX} values per axis; each typed like the lists above.")
-            return widgets
-
-        panel(
-            "grid",
-            [],
-            "Any two settings as rows and columns. The labelled grid downloads as one PNG.",
-            grid_axes,
-        )
+        for key, (kinds, note) in PANELS.items():
+            panel(key, kinds, note, extras.get(key))
     views = StepViews.build()
 
     # ---- handlers ------------------------------------------------------------------------
