@@ -23,6 +23,7 @@ log = logging.getLogger("explorer.ui")
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
 .pixelated .thumbnail-item img, .pixelated .thumbnail-lg img { object-fit: contain; }
+.pixel-image img { width: 100%; height: 100%; object-fit: contain; }
 .explain { font-size: 0.92em; opacity: 0.9; }
 .arch-strip { display: flex; flex-wrap: wrap; align-items: stretch; gap: 6px; margin: 4px 0; }
 .arch-box { display: block; padding: 6px 10px; border: 1px solid var(--border-color-primary);
@@ -115,7 +116,7 @@ def pixel_image(label: str, height: int = 160, **kwargs) -> gr.Image:
         format="png",
         height=height,
         interactive=False,
-        elem_classes=["pixelated"],
+        elem_classes=["pixelated", "pixel-image"],
         buttons=["download"],
         **kwargs,
     )

@@ -25,7 +25,7 @@ from explorer.runzip import pack, unpack
 from explorer.tracefile import Trace
 from explorer.ui.common import RUN_CONCURRENCY, AppContext, gpu, pixel_image, visitor_errors
 from explorer.ui.inputs import control_input
-from explorer.ui.stepviews import RunView, StepViews, _captions
+from explorer.ui.stepviews import RunView, StepViews, step_captions
 
 TITLE = "Generate"
 
@@ -130,10 +130,11 @@ def create_tab(ctx: AppContext) -> StepViews:
         with gr.Column(scale=2):
             image = pixel_image("Final image", height=256, elem_id="final-image")
             status = gr.Markdown("Type a prompt and press Run.", elem_id="run-status")
-            with gr.Row():
-                save_btn = gr.Button("Save run", size="sm")
-                saved = gr.File(label="Saved run (zip)", interactive=False, height=60)
-            opened = gr.File(label="Open a saved run (.zip)", file_types=[".zip"], height=60)
+            with gr.Accordion("Save this run, or open a saved one", open=False):
+                with gr.Row():
+                    save_btn = gr.Button("Save run", size="sm")
+                    saved = gr.File(label="Saved run (zip)", interactive=False)
+                opened = gr.File(label="Open a saved run (.zip)", file_types=[".zip"])
     inputs = [prompt, negative, seed, steps, guidance, scheduler]
     gr.Examples(EXAMPLES, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
     views = StepViews.build()
@@ -170,7 +171,7 @@ def create_tab(ctx: AppContext) -> StepViews:
                 yield {
                     image: item.previews[-1],
                     status: f"{header}Step **{item.num_steps} of {settings.steps}** (preview decode)",
-                    views.gallery_x0: _captions(item, item.previews),
+                    views.gallery_x0: step_captions(item, item.previews),
                 }
                 decoder.update(item)  # full VAE decode of the steps so far, between updates
             view = RunView(item, decoder.finish(item))

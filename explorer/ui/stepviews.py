@@ -38,10 +38,19 @@ class RunView:
         return cls(trace, anatomy.run_pictures(trace, method))
 
 
-def _captions(trace: Trace, images: list, first: str | None = None) -> list[tuple]:
-    t = [f"t={float(v):.0f}" for v in trace.timesteps]
-    labels = ([first] if first else []) + [f"step {i} · {s}" for i, s in enumerate(t)]
-    return list(zip(images, labels))
+def step_captions(trace: Trace, images: list) -> list[tuple]:
+    """Gallery items for per-step pictures (x0, ε): 'step 1 · t=981', ..."""
+    return [
+        (im, f"step {i + 1} · t={float(t):.0f}")
+        for i, (im, t) in enumerate(zip(images, trace.timesteps))
+    ]
+
+
+def latent_captions(images: list) -> list[tuple]:
+    """Gallery items for the T+1 latents: the starting noise, then the latent after each step."""
+    return [
+        (im, "start · pure noise" if i == 0 else f"after step {i}") for i, im in enumerate(images)
+    ]
 
 
 def tokens_markdown(trace: Trace) -> str:
@@ -64,8 +73,16 @@ class StepViews:
         self.state = gr.State(None)
         self.architecture = gr.HTML(architecture_html(None))
         with gr.Row():
-            self.step = gr.Slider(0, 1, value=0, step=1, label="Step (scrubs every view)", scale=3)
-            self.step_info = gr.Markdown("Run a prompt to see its steps.")
+            self.step = gr.Slider(
+                1,
+                2,
+                value=1,
+                step=1,
+                label="Step (scrubs every view)",
+                scale=3,
+                elem_id="step-slider",
+            )
+            self.step_info = gr.Markdown("Run a prompt to see its steps.", elem_id="step-info")
         with gr.Column(elem_id=VIEW_IDS["steps"]):
             gr.Markdown("### Every step: noisy latent, predicted image, predicted noise")
             explain(TEXTS["steps"])
@@ -98,8 +115,8 @@ class StepViews:
             explain(TEXTS["latent"])
             self.compression = gr.Markdown()
             with gr.Row():
-                self.channels = pixel_image("the latent's channels", scale=3)
-                self.decoded = pixel_image("decoded pixels", scale=1)
+                self.channels = pixel_image("the latent after this step: its channels", scale=3)
+                self.decoded = pixel_image("the same latent decoded", scale=1)
         with gr.Column(elem_id=VIEW_IDS["charts"]):
             gr.Markdown("### Over the whole run")
             explain(TEXTS["charts"])
@@ -118,8 +135,13 @@ class StepViews:
             gr.Markdown("### Every captured tensor")
             explain(TEXTS["tensors"])
             self.tensors = gr.Dataframe(headers=TENSOR_HEADERS, interactive=False, wrap=True)
-        self.step.release(
-            self.render_step, [self.state, self.step], self.step_outputs, api_visibility="private"
+        self.step.input(  # the visitor's own moves only (not a run setting the slider)
+            self.render_step,
+            [self.state, self.step],
+            self.step_outputs,
+            api_visibility="private",
+            trigger_mode="always_last",
+            show_progress="hidden",
         )
         return self
 
@@ -147,10 +169,10 @@ class StepViews:
     # ---- rendering ----------------------------------------------------------------------
 
     def render(self, view: RunView, step: int | None = None) -> list:
-        """Values for `outputs`: the whole run, with `step` (default: the last) selected."""
+        """Values for `outputs`: the whole run, with `step` (1..T, default T) selected."""
         trace, pics = view.trace, view.pictures
         T = trace.num_steps
-        step = T - 1 if step is None else max(0, min(int(step), T - 1))
+        step = T if step is None else max(1, min(int(step), T))
         figures = run_figures(trace)
         rows = [
             [r["name"], r["shape"], r["dtype"], human_bytes(r["bytes"]), r["what it holds"]]
@@ -158,11 +180,11 @@ class StepViews:
         ]
         return [
             view,
-            gr.Slider(minimum=0, maximum=max(T - 1, 1), value=step, step=1, interactive=T > 1),
+            gr.Slider(minimum=1, maximum=max(T, 2), value=step, step=1, interactive=T > 1),
             architecture_html(trace),
-            _captions(trace, pics.latents, first="start · pure noise"),
-            _captions(trace, pics.x0),
-            _captions(trace, pics.noise),
+            latent_captions(pics.latents),
+            step_captions(trace, pics.x0),
+            step_captions(trace, pics.noise),
             figures["schedule"],
             figures["latent"],
             figures["frequency"],
@@ -175,11 +197,11 @@ class StepViews:
 
     @staticmethod
     def render_step(view: RunView | None, step: int) -> list:
-        """Values for `step_outputs` at step `step` (0-based)."""
+        """Values for `step_outputs` at step `step` (1..T, as the slider and captions count)."""
         if view is None:
             return ["Run a prompt to see its steps."] + [None] * 14
         trace, pics = view.trace, view.pictures
-        i = max(0, min(int(step), trace.num_steps - 1))
+        i = max(1, min(int(step), trace.num_steps)) - 1  # index into the per-step tensors
         p = anatomy.step_parts(trace, i)
         latent_pics = anatomy.latent_pictures(trace, [p.x_t, p.eps, p.removed, p.x_next])
         info = (
@@ -205,5 +227,5 @@ class StepViews:
         )
         return [
             info, equation, *latent_pics, pics.x0[i], norms, *g_pics, compression,
-            anatomy.channels_image(trace, i), pics.latents[i],
+            anatomy.channels_image(trace, i + 1), pics.latents[i + 1],
         ]  # fmt: skip
