@@ -37,17 +37,21 @@ def parse_args(argv: list[str] | None = None, env: dict | None = None) -> argpar
     )
     p.add_argument("--share", action="store_true", help="also create a public gradio.live link")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: the cores, at most 8)")  # fmt: skip
+                   help="torch CPU threads (default: half the cores, 1 to 8)")  # fmt: skip
     return p.parse_args(argv)
 
 
 def set_threads(threads: int | None) -> int:
-    """Torch CPU threads: the given number, else the cores this process may use (at most 8)."""
+    """Torch CPU threads: the given number, else half the cores this process may use (1 to 8).
+
+    Half, because OpenMP threads that outnumber the free cores spin-wait on each other: on a
+    2-core machine with anything else running, 2 threads make a run many times slower than 1.
+    """
     import torch
 
     if threads is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        threads = max(1, min(8, cores or 1))
+        threads = max(1, min(8, (cores or 1) // 2))
     torch.set_num_threads(threads)
     return threads
 
