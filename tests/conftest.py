@@ -135,3 +135,14 @@ def sd15_configs() -> tuple[dict, dict, dict]:
         if not k.startswith("_")
     }
     return load("unet"), load("vae"), load("text_encoder")
+
+
+@pytest.fixture(scope="session")
+def mini_pipe() -> StableDiffusionPipeline:
+    """The embedded Mini SD, loaded from the committed folder with the hub switched off."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from explorer.models import load_pipeline
+
+    return load_pipeline(None, "cpu")

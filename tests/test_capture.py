@@ -15,7 +15,7 @@ from explorer.capture import predict_x0, trace
 from explorer.schedulers import SCHEDULERS, gives_x0, has_sigmas, make_scheduler
 
 # Pipelines the bars run on, by fixture name: adding one is one line here.
-PIPES = ["tiny_pipe"]
+PIPES = ["tiny_pipe", "mini_pipe"]
 PROMPT = "a red circle on a blue background"
 
 

@@ -14,7 +14,7 @@ import gradio as gr
 
 from explorer.ui.common import CSS, RUN_CONCURRENCY, AppContext
 
-TABS = ["explorer.ui.generate"]
+TABS = ["explorer.ui.generate", "explorer.ui.experiments"]
 
 MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more finely
 

@@ -1,0 +1,120 @@
+"""The Mini Stable Diffusion's parts: the same classes as SD, sized for a 2-core CPU.
+
+| part         | class                               | SD 1.5                   | Mini                    |
+|--------------|-------------------------------------|--------------------------|-------------------------|
+| tokenizer    | PreTrainedTokenizerFast (word-level)| CLIPTokenizer (BPE), 77  | word-level, 77          |
+| text encoder | CLIPTextModel                       | 12 layers, 768 wide      | 4 layers, 128 wide      |
+| image enc.   | CLIPVisionModel (+ projections)     | not shipped with SD      | ViT 4 layers, patch 8   |
+| VAE          | AutoencoderKL, factor 8             | 512x512x3 -> 4x64x64     | 64x64x3 -> 4x8x8        |
+| UNet         | UNet2DConditionModel, epsilon       | 860 M parameters         | about 6 M               |
+| scheduler    | DDIM, scaled_linear 0.00085-0.012   | same                     | same                    |
+"""
+
+from __future__ import annotations
+
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast
+
+from explorer.mini import data
+
+CONTEXT = 77  # tokens per prompt, as in SD
+BOS, EOS, UNK = "<|startoftext|>", "<|endoftext|>", "<|unk|>"  # ids 0, 1, 2; EOS also pads
+TEXT_WIDTH = 128  # text hidden size = the UNet's cross-attention width
+
+
+def build_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over the dataset's vocabulary, built with no files.
+
+    Like SD's CLIP tokenizer it lower-cases, wraps the text in start/end tokens and pads with the
+    end token to 77; unknown words become ``<|unk|>``.
+    """
+    vocab = {BOS: 0, EOS: 1, UNK: 2}
+    for word in data.vocabulary():
+        vocab[word] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A {EOS}", special_tokens=[(BOS, 0), (EOS, 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=EOS,
+        unk_token=UNK,
+        model_max_length=CONTEXT,
+    )
+
+
+def clip_config(vocab_size: int) -> CLIPConfig:
+    text = dict(
+        vocab_size=vocab_size,
+        hidden_size=TEXT_WIDTH,
+        intermediate_size=4 * TEXT_WIDTH,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=CONTEXT,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    vision = dict(
+        hidden_size=128,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        image_size=data.SIZE,
+        patch_size=8,
+    )
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=128)
+
+
+def build_clip(vocab_size: int) -> CLIPModel:
+    return CLIPModel(clip_config(vocab_size))
+
+
+def build_vae() -> AutoencoderKL:
+    """Downsampling factor 8, like SD: three stride-2 stages, 4 latent channels."""
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(32, 64, 128, 128),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=data.SIZE,
+    )
+
+
+def build_unet() -> UNet2DConditionModel:
+    """Three resolutions of the 8x8 latent (8, 4, 2), cross-attention on the CLIP text states."""
+    return UNet2DConditionModel(
+        sample_size=data.SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(64, 128, 128),
+        layers_per_block=1,
+        cross_attention_dim=TEXT_WIDTH,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+
+
+def build_scheduler() -> DDIMScheduler:
+    """SD's noise schedule with SD's inference defaults (no sample clipping)."""
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+    )

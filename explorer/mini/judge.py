@@ -1,0 +1,82 @@
+"""Read a Mini image back from its pixels: background colour, shape colour, position, shape.
+
+Used to score prompt following without the UNet: border pixels give the background colour; pixels
+that differ from it give the shape colour and its centroid (nearest cell of the 3x3 grid); the
+shape comes from the Mini CLIP's zero-shot choice among captions that differ only in the shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from explorer.mini import data
+
+PALETTE = np.array(list(data.COLOURS.values()), dtype=np.float32)  # (8, 3)
+NAMES = list(data.COLOURS)
+
+
+def nearest_colour(rgb: np.ndarray) -> str:
+    return NAMES[int(np.argmin(((PALETTE - rgb) ** 2).sum(axis=1)))]
+
+
+@dataclass
+class Reading:
+    background: str
+    colour: str | None  # None when no pixel differs from the background
+    position: str | None
+    cx: float | None
+    cy: float | None
+    area: int  # pixels that differ from the background
+
+
+def read(image: Image.Image, threshold: float = 60.0) -> Reading:
+    """Background colour, shape colour and position of a 64x64 image."""
+    a = np.asarray(image.convert("RGB"), dtype=np.float32)  # (64, 64, 3)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])  # (256, 3)
+    bg = np.median(border, axis=0)
+    background = nearest_colour(bg)
+    diff = np.sqrt(((a - PALETTE[NAMES.index(background)]) ** 2).sum(axis=2))  # (64, 64)
+    mask = diff > threshold
+    if mask.sum() < 4:
+        return Reading(background, None, None, None, None, int(mask.sum()))
+    colour = nearest_colour(np.median(a[mask], axis=0))
+    ys, xs = np.nonzero(mask)
+    cx, cy = float(xs.mean()) + 0.5, float(ys.mean()) + 0.5
+    grid = np.array(data.GRID)
+    col, row = int(np.argmin(abs(grid - cx))), int(np.argmin(abs(grid - cy)))
+    position = next(p for p, cr in data.POSITIONS.items() if cr == (col, row))
+    return Reading(background, colour, position, cx, cy, int(mask.sum()))
+
+
+@torch.no_grad()
+def zero_shot(clip, tokenizer, images: list[Image.Image], options: list[list[str]]) -> list[int]:
+    """For each image, the index of the caption among its ``options`` that CLIP scores highest."""
+    pixels = torch.from_numpy(data.to_array(images))  # (N, 3, 64, 64)
+    v = clip.get_image_features(pixel_values=pixels).pooler_output  # (N, P)
+    v = torch.nn.functional.normalize(v, dim=-1)
+    flat = [c for opts in options for c in opts]
+    ids = tokenizer(flat, padding="max_length", truncation=True, return_tensors="pt").input_ids
+    t = torch.nn.functional.normalize(clip.get_text_features(input_ids=ids).pooler_output, dim=-1)
+    picks, k = [], 0
+    for i, opts in enumerate(options):
+        picks.append(int((t[k : k + len(opts)] @ v[i]).argmax()))
+        k += len(opts)
+    return picks
+
+
+def shape_options(scene: data.Scene) -> list[str]:
+    """Full captions of ``scene`` that differ only in the shape word, in ``data.SHAPES`` order."""
+    from dataclasses import replace
+
+    return [data.full_caption(replace(scene, shape=s)) for s in data.SHAPES]
+
+
+def position_options(scene: data.Scene) -> list[str]:
+    """Full captions of ``scene`` that differ only in the position words."""
+    from dataclasses import replace
+
+    return [data.full_caption(replace(scene, position=p)) for p in data.POSITIONS]

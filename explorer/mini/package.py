@@ -1,0 +1,61 @@
+"""Write the trained Mini SD as a standard diffusers folder (safetensors, float16).
+
+Layout: ``model_index.json``, ``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``,
+``scheduler/`` (what ``StableDiffusionPipeline.from_pretrained`` reads), plus ``clip/`` (the whole
+CLIP model with its vision tower and projections, for image-text scores) and ``preview.json`` (the
+linear latent -> RGB factors, fitted by least squares like ComfyUI's for SD 1.x).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline
+from transformers import CLIPTextModel
+
+from explorer.decode import fit_preview_factors, save_preview_factors
+from explorer.mini import architecture as arch
+from explorer.mini import data
+
+MODEL_DIR = Path(__file__).parent / "model"  # the shipped weights
+
+
+def export(work: Path, out: Path | None, device: torch.device) -> Path:
+    from explorer.mini.train import load_stage_model
+
+    out = Path(out) if out else MODEL_DIR
+    vae = load_stage_model("vae", work, torch.device("cpu"))
+    clip = load_stage_model("clip", work, torch.device("cpu"))
+    unet = load_stage_model("unet", work, torch.device("cpu"))
+    pool_files = sorted(work.glob("pool_*.pt"))
+    scaling = (
+        float(torch.load(pool_files[-1], weights_only=True)["scaling_factor"])
+        if pool_files
+        else None
+    )
+    if scaling is None:
+        raise RuntimeError("no encoded pool found: run the unet stage first")
+    vae.register_to_config(scaling_factor=scaling)
+
+    text_encoder = CLIPTextModel(clip.config.text_config)
+    text_encoder.load_state_dict(clip.text_model.state_dict())
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=arch.build_tokenizer(),
+        unet=unet,
+        scheduler=arch.build_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    with (
+        torch.no_grad()
+    ):  # linear latent -> RGB factors for live previews, fitted on training seeds
+        preview = fit_preview_factors(vae, [data.sample(s)[0] for s in range(512)])
+    pipe.to(torch.float16)
+    pipe.save_pretrained(out, safe_serialization=True)
+    clip.to(torch.float16).save_pretrained(out / "clip", safe_serialization=True)
+    save_preview_factors(out, preview)
+    return out

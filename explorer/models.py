@@ -1,0 +1,118 @@
+"""Load a Stable Diffusion pipeline: the embedded Mini SD, a local diffusers folder or a hub id.
+
+Only safetensors weights are ever loaded: a checkpoint that has only pickled weights (``.bin``,
+``.ckpt``, ``.pt``) is refused, never unpickled. Loading is cached per (model, device).
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+MINI_DIR = Path(__file__).parent / "mini" / "model"  # the embedded default
+MINI_NAME = "mini-sd"  # what settings and the UI call the embedded model
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+_lock = threading.Lock()
+
+
+class ModelError(ValueError):
+    """A model that cannot be loaded, with a message saying what to change."""
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``None`` picks CUDA when there is one, else the CPU; anything else must exist here."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ModelError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(
+            f"device {device!r} asked for, but this machine has no CUDA GPU: use 'cpu'"
+        )
+    return dev
+
+
+def check_safetensors(folder: Path) -> None:
+    """Refuse a local diffusers folder whose weights are not all safetensors."""
+    if not (folder / "model_index.json").is_file():
+        raise ModelError(
+            f"{folder} is not a diffusers pipeline folder (no model_index.json): give a folder saved "
+            "with pipe.save_pretrained(...), or a hub id such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'"
+        )
+    for part in ("unet", "vae", "text_encoder"):
+        sub = folder / part
+        if not sub.is_dir():
+            raise ModelError(
+                f"{folder} has no {part}/ folder: is it a Stable Diffusion 1.x/2.x pipeline?"
+            )
+        files = [f.name for f in sub.iterdir()]
+        if not any(f.endswith(".safetensors") for f in files):
+            pickled = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+            raise ModelError(
+                f"{sub} has no .safetensors weights ({', '.join(pickled) or 'none at all'}); pickled "
+                "weights are never loaded here. Convert them first, e.g. load and "
+                "save_pretrained(..., safe_serialization=True) on a trusted machine."
+            )
+
+
+def load_pipeline(model: str | None = None, device: str | None = None):
+    """The ``StableDiffusionPipeline`` for ``model`` on ``device`` (cached).
+
+    ``model=None`` gives the embedded Mini SD; a local folder or a hub id gives that diffusers
+    SD 1.x/2.x checkpoint, in float16 on CUDA and float32 on the CPU.
+    """
+    dev = resolve_device(device)
+    key = str(MINI_DIR if model in (None, "", MINI_NAME) else model)
+    with _lock:
+        return _load(key, str(dev))
+
+
+@lru_cache(maxsize=4)
+def _load(model: str, device: str):
+    from diffusers import StableDiffusionPipeline
+
+    dev = torch.device(device)
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    path = Path(model).expanduser()
+    if path.exists():
+        check_safetensors(path)
+    elif model.count("/") != 1 or model.startswith(("/", ".", "~")):
+        if Path(model) == MINI_DIR:
+            raise ModelError(
+                f"the embedded Mini model is missing at {MINI_DIR}: run python -m explorer.mini.train"
+            )
+        raise ModelError(
+            f"model {model!r} is neither an existing folder nor a hub id like 'owner/name'"
+        )
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(
+            str(path) if path.exists() else model,
+            dtype=dtype,
+            use_safetensors=True,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    except (OSError, ValueError) as e:
+        raise ModelError(
+            f"could not load {model!r} as a Stable Diffusion 1.x/2.x pipeline: {e}"
+        ) from e
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(dev)
+
+
+def model_folder(pipe) -> Path | None:
+    """The local folder a pipeline was loaded from, if any (for ``clip/`` and ``preview.json``)."""
+    name = getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")
+    path = Path(str(name)) if name else None
+    return path if path is not None and path.is_dir() else None
+
+
+def is_mini(pipe) -> bool:
+    folder = model_folder(pipe)
+    return folder is not None and folder.resolve() == MINI_DIR.resolve()

@@ -1,0 +1,161 @@
+"""The Mini Stable Diffusion: its data, tokenizer, saved folder, loading rules and training script."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.mini import architecture as arch
+from explorer.mini import data, judge
+from explorer.models import MINI_DIR, ModelError, check_safetensors, load_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_data_is_deterministic_per_seed():
+    a_img, a_cap, a_scene = data.sample(123)
+    b_img, b_cap, b_scene = data.sample(123)
+    assert np.array_equal(np.asarray(a_img), np.asarray(b_img))
+    assert (a_cap, a_scene) == (b_cap, b_scene)
+    assert data.sample(124)[2] != a_scene
+
+
+def test_heldout_split_is_separate():
+    held = data.heldout_seeds(512)
+    assert min(held) >= data.HELDOUT_START
+    # every seed any training stage reads is below the held-out range
+    from explorer.mini.train import Config
+
+    cfg = Config()
+    assert cfg.vae_steps * cfg.vae_batch < data.HELDOUT_START
+    assert 500_000_000 + cfg.clip_steps * cfg.clip_batch < data.HELDOUT_START
+    assert cfg.unet_pool < data.HELDOUT_START
+
+
+def test_scene_vocabulary_and_colours():
+    seen = {data.sample_scene(s) for s in range(2000)}
+    assert {s.shape for s in seen} == set(data.SHAPES)
+    assert {s.position for s in seen} == set(data.POSITIONS)
+    assert all(s.colour != s.background for s in seen)
+    assert set(data.SHAPES) >= {"circle", "square", "triangle", "star", "cross"}
+
+
+def test_render_is_antialiased_and_border_is_background():
+    scene = data.Scene("circle", "red", "blue", "large", "center", 32.0, 32.0, 13.0)
+    a = np.asarray(data.render(scene)).reshape(-1, 3)
+    colours = {tuple(c) for c in a}
+    assert tuple(data.COLOURS["red"]) in colours and tuple(data.COLOURS["blue"]) in colours
+    assert len(colours) > 2  # blended edge pixels: anti-aliasing
+    r = judge.read(data.render(scene))
+    assert (r.background, r.colour, r.position) == ("blue", "red", "center")
+
+
+def test_judge_reads_true_images():
+    scenes = [data.sample_scene(s) for s in data.heldout_seeds(100)]
+    readings = [judge.read(data.render(s)) for s in scenes]
+    assert all(r.background == s.background for r, s in zip(readings, scenes))
+    assert sum(r.colour == s.colour for r, s in zip(readings, scenes)) >= 98
+    assert sum(r.position == s.position for r, s in zip(readings, scenes)) >= 98
+
+
+def test_hard_negative_changes_exactly_one_word():
+    for seed in range(50):
+        _, cap, scene = data.sample(seed)
+        neg = data.hard_negative(seed, scene)
+        a, b = cap.replace(",", " ,").split(), neg.replace(",", " ,").split()
+        assert neg != cap
+        if len(a) == len(b):  # position names may have one or two words
+            assert sum(x != y for x, y in zip(a, b)) <= 2
+
+
+def test_tokenizer_pads_to_77_with_end_token_and_marks_unknown_words():
+    tok = arch.build_tokenizer()
+    ids = tok("A Red circle zebra", padding="max_length", truncation=True).input_ids
+    assert len(ids) == arch.CONTEXT == 77
+    assert ids[0] == 0 and ids[5] == 1 and ids[-1] == 1
+    assert tok.convert_ids_to_tokens(ids[4]) == arch.UNK
+    long = " ".join(["red"] * 100)
+    assert len(tok(long, padding="max_length", truncation=True).input_ids) == 77
+
+
+def test_mini_folder_is_standard_diffusers_safetensors_only():
+    index = json.loads((MINI_DIR / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler", "clip"):
+        assert (MINI_DIR / part).is_dir()
+    files = [p for p in MINI_DIR.rglob("*") if p.is_file()]
+    assert not [p for p in files if p.suffix in (".bin", ".ckpt", ".pt", ".pth", ".pkl")]
+    assert sum(p.stat().st_size for p in files) <= 40 * 2**20
+
+
+def test_offline_load_with_plain_diffusers():
+    code = (
+        "import torch; from diffusers import StableDiffusionPipeline as P;"
+        f"p = P.from_pretrained({str(MINI_DIR)!r}); print(type(p).__name__)"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "StableDiffusionPipeline" in out.stdout
+
+
+def test_load_pipeline_is_cached_and_float32_on_cpu(mini_pipe):
+    assert load_pipeline(None, "cpu") is mini_pipe
+    assert mini_pipe.unet.dtype == torch.float32
+    assert mini_pipe.vae.config.scaling_factor != 1.0  # computed from latent statistics
+
+
+def test_pickled_checkpoint_is_refused(tmp_path):
+    (tmp_path / "model_index.json").write_text("{}")
+    for part in ("unet", "vae", "text_encoder"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "diffusion_pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(ModelError, match="never loaded"):
+        check_safetensors(tmp_path)
+    with pytest.raises(ModelError, match="never loaded"):
+        load_pipeline(str(tmp_path), "cpu")
+
+
+@pytest.mark.parametrize("bad", ["no/such/folder/here", "not-a-hub-id", "/nonexistent"])
+def test_unknown_model_is_a_clear_error(bad):
+    with pytest.raises(ModelError):
+        load_pipeline(bad, "cpu")
+
+
+@pytest.mark.slow
+def test_generated_red_square_on_white(mini_pipe):
+    gen = torch.Generator("cpu").manual_seed(0)
+    image = mini_pipe(
+        "a large red square on a white background, center",
+        num_inference_steps=25,
+        guidance_scale=5.0,
+        generator=gen,
+    ).images[0]
+    a = np.asarray(image, dtype=np.float32)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    assert np.abs(border - 255).mean() < 30  # white border
+    middle = a[24:40, 24:40].reshape(-1, 3).mean(axis=0)
+    assert judge.nearest_colour(middle) == "red"
+
+
+@pytest.mark.slow
+def test_training_smoke_run_of_every_stage(tmp_path):
+    cmd = [sys.executable, "-m", "explorer.mini.train", "--smoke", "--work", str(tmp_path / "w")]
+    cmd += ["--out", str(tmp_path / "model"), "--device", "cpu"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
+    assert {"vae", "clip", "unet", "decoder", "export"} <= set(metrics["minutes"])
+    check_safetensors(tmp_path / "model")
+    # resuming a finished stage does nothing and still succeeds
+    again = subprocess.run(
+        cmd[:3] + ["--stage", "vae"] + cmd[3:], capture_output=True, text=True, cwd=ROOT
+    )
+    assert again.returncode == 0 and "resumed vae.pt at step 2" in again.stdout + again.stderr
