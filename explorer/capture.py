@@ -197,10 +197,15 @@ class _Recorder:
         )
 
 
-def _route(module, args, kwargs, output, *, owner: _Recorder) -> None:
-    """The UNet forward hook: pass the call to `owner` only if this thread is tracing for it."""
-    if _CURRENT.get() is owner:
-        owner.unet_hook(module, args, kwargs, output)
+def _route(module, args, *rest, owner: _Recorder) -> None:
+    """The UNet forward hook: pass the call to `owner` only if this thread is tracing for it.
+
+    `rest` is (kwargs, output), or just (output,) while another thread is removing its hook: torch
+    drops a hook's with_kwargs flag before the hook itself, so a forward running meanwhile can call
+    that hook without kwargs. Such a call belongs to the other thread's trace and is ignored.
+    """
+    if _CURRENT.get() is owner and len(rest) == 2:
+        owner.unet_hook(module, args, *rest)
 
 
 def _jsonable(value: Any) -> Any:

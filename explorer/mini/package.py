@@ -8,6 +8,7 @@ linear latent -> RGB factors, fitted by least squares like ComfyUI's for SD 1.x)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -58,4 +59,9 @@ def export(work: Path, out: Path | None, device: torch.device) -> Path:
     pipe.save_pretrained(out, safe_serialization=True)
     clip.to(torch.float16).save_pretrained(out / "clip", safe_serialization=True)
     save_preview_factors(out, preview)
+    # like SD 1.x's scheduler_config.json: PNDM built from it skips the Runge-Kutta warm-up steps
+    sched_file = out / "scheduler" / "scheduler_config.json"
+    sched_file.write_text(
+        json.dumps({**json.loads(sched_file.read_text()), "skip_prk_steps": True}, indent=2)
+    )
     return out

@@ -378,7 +378,12 @@ def main(argv: list[str] | None = None) -> None:
             out = export(args.work, args.out, device)
             print(f"exported the Mini model to {out}")
         else:
-            train = {"vae": train_vae, "clip": train_clip, "unet": train_unet, "decoder": train_decoder}
+            train = {
+                "vae": train_vae,
+                "clip": train_clip,
+                "unet": train_unet,
+                "decoder": train_decoder,
+            }
             train[stage](cfg, args.work, device, metrics)
         metrics.setdefault("minutes", {})[stage] = round((time.time() - t0) / 60, 2)
         mpath.write_text(json.dumps(metrics, indent=2))
