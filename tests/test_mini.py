@@ -130,11 +130,6 @@ def test_unknown_model_is_a_clear_error(bad):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 2 open: the first Mini weights' VAE decoder shifts shape colours (red reads as "
-    "orange); passes once the decoder stage has run",
-    strict=False,
-)
 def test_generated_red_square_on_white(mini_pipe):
     gen = torch.Generator("cpu").manual_seed(0)
     image = mini_pipe(
