@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from explorer.mini import architecture as arch
 from explorer.mini import data
+from explorer.mini.loop import EMA, Checkpoint, autocast, lr_at, train_loop
 
 
 @dataclass
@@ -45,59 +44,6 @@ class Config:
     ema_decay: float = 0.999
     save_every: int = 250
     seed: int = 0
-
-
-def lr_at(step: int, total: int, peak: float, warmup: int = 100) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def autocast(device: torch.device):
-    """bfloat16 autocast: about 2x faster convolutions on CPUs with AVX-512 BF16 and on GPUs."""
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-class Checkpoint:
-    """A stage's resumable state (model, optimiser, EMA, step) in ``<work>/<stage>.pt``."""
-
-    def __init__(self, work: Path, stage: str):
-        self.path = work / f"{stage}.pt"
-
-    def load(self, **objs) -> int:
-        if not self.path.exists():
-            return 0
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        for name, obj in objs.items():
-            obj.load_state_dict(state[name])
-        print(f"resumed {self.path.name} at step {state['step']}")
-        return int(state["step"])
-
-    def save(self, step: int, **objs) -> None:
-        state = {name: obj.state_dict() for name, obj in objs.items()}
-        tmp = self.path.with_suffix(".tmp")
-        torch.save({**state, "step": step}, tmp)
-        tmp.replace(self.path)
-
-
-def train_loop(name, total, step_fn, ckpt, objs, cfg, metrics):
-    """Run ``step_fn(step) -> loss`` from the checkpointed step to ``total``, with progress."""
-    start = ckpt.load(**objs)
-    bar = tqdm(range(start, total), desc=name, initial=start, total=total, dynamic_ncols=True)
-    losses, t0 = [], time.time()
-    for step in bar:
-        losses.append(step_fn(step))
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        if (step + 1) % cfg.save_every == 0 or step + 1 == total:
-            ckpt.save(step + 1, **objs)
-    metrics[name] = {
-        "steps": total,
-        "final_loss": float(np.mean(losses[-50:])) if losses else None,
-        "seconds_this_run": round(time.time() - t0, 1),
-    }
 
 
 def train_vae(cfg: Config, work: Path, device: torch.device, metrics: dict) -> None:
@@ -255,29 +201,6 @@ def load_stage_model(stage: str, work: Path, device: torch.device):
     return model.to(device).eval()
 
 
-class EMA(torch.nn.Module):
-    """Exponential moving average of a model's parameters, with the usual warm-up of the decay."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        super().__init__()
-        self.decay = decay
-        self.shadow = torch.nn.ParameterList(
-            [torch.nn.Parameter(p.detach().clone(), False) for p in model.parameters()]
-        )
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
-        for s, p in zip(self.shadow, model.parameters()):
-            s.lerp_(p.detach(), 1 - d)
-
-    def state_for(self, model: torch.nn.Module) -> dict:
-        """``model``'s state dict with the averaged parameters in place of the live ones."""
-        state = model.state_dict()
-        names = [n for n, _ in model.named_parameters()]
-        return {**state, **{n: s.detach().clone() for n, s in zip(names, self.shadow)}}
-
-
 def train_unet(cfg: Config, work: Path, device: torch.device, metrics: dict) -> None:
     """Epsilon prediction on SD's schedule, conditioned on the frozen CLIP text tower."""
     from diffusers import DDPMScheduler
@@ -298,9 +221,9 @@ def train_unet(cfg: Config, work: Path, device: torch.device, metrics: dict) -> 
     unet = arch.build_unet().to(device)
     ema = EMA(unet, cfg.ema_decay).to(device)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.unet_lr, weight_decay=0.01)
-    gen = torch.Generator().manual_seed(cfg.seed)
 
     def step_fn(step: int) -> float:
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumes exactly
         idx = torch.randint(0, len(pool["ids"]), (cfg.unet_batch,), generator=gen)
         mean, std = pool["mean"][idx].to(device), pool["std"][idx].to(device)
         x0 = (
