@@ -23,7 +23,15 @@ from explorer.capture import trace as run_trace
 from explorer.controls import UI_SEED_MAX, token_note, validate_run
 from explorer.runzip import pack, unpack
 from explorer.tracefile import Trace
-from explorer.ui.common import RUN_CONCURRENCY, AppContext, gpu, pixel_image, visitor_errors
+from explorer.ui.common import (
+    RUN_CONCURRENCY,
+    AppContext,
+    StopFlags,
+    gpu,
+    pixel_image,
+    session_key,
+    visitor_errors,
+)
 from explorer.ui.inputs import control_input
 from explorer.ui.stepviews import RunView, StepViews, step_captions
 
@@ -73,35 +81,6 @@ def stream_run(pipe, settings, stop: threading.Event) -> Iterator[tuple[bool, Tr
             return
 
 
-class _StopFlags:
-    """One stop flag per browser session, so Stop cancels only the visitor's own run."""
-
-    def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def start(self, key: str) -> threading.Event:
-        with self._lock:
-            self._flags[key] = flag = threading.Event()
-        return flag
-
-    def stop(self, key: str) -> None:
-        with self._lock:
-            flag = self._flags.get(key)
-        if flag is not None:
-            flag.set()
-
-    def finish(self, key: str, flag: threading.Event) -> None:
-        flag.set()  # a run abandoned mid-way stops at its next step
-        with self._lock:
-            if self._flags.get(key) is flag:
-                del self._flags[key]
-
-
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "anonymous"
-
-
 def pick_seed(seed, randomize: bool):
     """The seed to use: a fresh random one when 'randomize' is ticked, else the box's."""
     return random.randint(0, UI_SEED_MAX) if randomize else seed
@@ -113,7 +92,7 @@ def _slug(text: str) -> str:
 
 def create_tab(ctx: AppContext) -> StepViews:
     """Build the Generate tab inside an open gr.Blocks; returns its step views."""
-    flags = _StopFlags()
+    flags = StopFlags()
     with gr.Row():
         with gr.Column(scale=3):
             prompt = control_input("prompt", lines=2)
@@ -160,7 +139,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         for n in notes:
             gr.Warning(n)
         header = "".join(f"⚠ {n}  \n" for n in notes)
-        key = _session(request)
+        key = session_key(request)
         flag = flags.start(key)
         try:
             decoder = anatomy.StepDecoder(pipe.vae)
@@ -190,7 +169,7 @@ def create_tab(ctx: AppContext) -> StepViews:
             flags.finish(key, flag)
 
     def request_stop(request: gr.Request = None):
-        flags.stop(_session(request))
+        flags.stop(session_key(request))
 
     @visitor_errors
     def save_run(view: RunView | None) -> str:
