@@ -1,4 +1,4 @@
-"""Stopping experiments (engine and /stop_experiment), the grid's base magnitude, the hook API."""
+"""Stopping experiments, the grid's base magnitude, the Generate size control, the hook API."""
 
 from __future__ import annotations
 
@@ -101,3 +101,24 @@ def test_grid_endpoint_takes_a_base_magnitude(tiny_pipe):
             client.predict(*BASE, "steps", "1", "seed", "0", 99, "multiply", api_name="/grid")
     finally:
         demo.close()
+
+
+@pytest.mark.slow
+def test_generate_size_control(tiny_pipe):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    for fixed, size, expect in [(None, 128, (128, 128)), (64, 128, None)]:
+        ctx = AppContext(load=lambda: tiny_pipe, fixed_size=fixed)
+        demo = build_demo(ctx, ["explorer.ui.generate"])
+        demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+        try:
+            client = Client(demo.local_url, verbose=False)
+            if expect is None:
+                with pytest.raises(AppError, match="makes 64×64 images only"):
+                    client.predict(prompt="a red circle", steps=1, size=size, api_name="/generate")
+            else:
+                out = client.predict(prompt="a red circle", steps=1, size=size, api_name="/generate")
+                assert Image.open(out[0]).size == expect
+        finally:
+            demo.close()

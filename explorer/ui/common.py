@@ -47,6 +47,7 @@ class AppContext:
     model_name: str = "mini-sd"
     device: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    fixed_size: int | None = None  # the one image size the model makes (Mini: 64); None: any
 
     def pipe(self) -> Any:
         """The pipeline (loaded on first use, then cached by the loader)."""

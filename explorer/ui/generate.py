@@ -90,6 +90,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "unconditional"
 
 
+def size_input(fixed: int | None) -> gr.components.Component:
+    """The size control: shown fixed and disabled when the model makes one size only."""
+    if fixed is None:
+        return control_input("size")
+    return gr.Number(value=fixed, label=f"Size: {fixed}×{fixed} pixels", interactive=False,
+                     info=f"This model makes {fixed}×{fixed} images only.", elem_id="control-size")  # fmt: skip
+
+
 def create_tab(ctx: AppContext) -> StepViews:
     """Build the Generate tab inside an open gr.Blocks; returns its step views."""
     flags = StopFlags()
@@ -103,6 +111,7 @@ def create_tab(ctx: AppContext) -> StepViews:
             steps = control_input("steps")
             guidance = control_input("guidance")
             scheduler = control_input("scheduler")
+            size = size_input(ctx.fixed_size)
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
@@ -116,6 +125,7 @@ def create_tab(ctx: AppContext) -> StepViews:
                 opened = gr.File(label="Open a saved run (.zip)", file_types=[".zip"])
     inputs = [prompt, negative, seed, steps, guidance, scheduler]
     gr.Examples(EXAMPLES, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
+    inputs.append(size)
     views = StepViews.build()
     outputs = [image, status, *views.outputs]
 
@@ -127,10 +137,13 @@ def create_tab(ctx: AppContext) -> StepViews:
         steps,
         guidance,
         scheduler,
+        size=0,
         request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
     ) -> Iterator[dict]:
-        settings = validate_run(prompt, negative_prompt, seed, steps, guidance, scheduler)
+        settings = validate_run(
+            prompt, negative_prompt, seed, steps, guidance, scheduler, size, ctx.fixed_size
+        )
         pipe = ctx.pipe()
         notes = list(settings.notes)
         n_tokens = len(pipe.tokenizer(settings.prompt)["input_ids"])
