@@ -58,7 +58,7 @@ def set_threads(threads: int | None) -> int:
 
 def build(model: str | None = None, device: str | None = None, tabs: list[str] | None = None):
     """The app's gr.Blocks for `model` on `device`; the pipeline loads on first use."""
-    from explorer.models import MINI_NAME, load_pipeline
+    from explorer.models import MINI_NAME, load_pipeline, mini_size
     from explorer.ui.common import AppContext
     from explorer.ui.layout import build_demo
 
@@ -66,6 +66,7 @@ def build(model: str | None = None, device: str | None = None, tabs: list[str] |
         load=lambda: load_pipeline(model, device),
         model_name=model or f"{MINI_NAME} (the embedded Mini Stable Diffusion, 64×64)",
         device=device,
+        fixed_size=mini_size() if model in (None, "", MINI_NAME) else None,
     )
     return build_demo(ctx, tabs), ctx
 

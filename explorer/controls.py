@@ -96,6 +96,17 @@ CONTROLS: dict[str, Control] = {
             "The sampler that turns each noise prediction into the next latent.",
             choices=tuple(SCHEDULERS),
         ),
+        Control(
+            "size",
+            "Size (pixels)",
+            "int",
+            0,
+            "Image width and height, a multiple of 8; 0 is the model's own size. The Mini model "
+            "makes 64×64 only.",
+            minimum=0,
+            maximum=1024,
+            step=8,
+        ),
     ]
 }
 
@@ -111,15 +122,18 @@ class RunSettings:
     guidance: float
     scheduler: str
     notes: tuple[str, ...] = field(default=())
+    size: int = 0  # width = height in pixels; 0: the model's own size
 
     def trace_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `explorer.capture.trace` (after the pipeline and prompt)."""
+        size = dict(height=self.size, width=self.size) if self.size else {}
         return dict(
             negative_prompt=self.negative_prompt,
             seed=self.seed,
             steps=self.steps,
             guidance=self.guidance,
             scheduler=self.scheduler,
+            **size,
         )
 
 
@@ -194,6 +208,18 @@ def validate_choice(name: str, value: Any) -> str:
     return key
 
 
+def validate_size(value: Any, fixed: int | None = None) -> int:
+    """A square size in pixels (0 for the model's own); `fixed` is the one size a model makes."""
+    size = validate_int("size", 0 if value is None else value)
+    if size == 0 or size == fixed:
+        return 0
+    if fixed is not None:
+        raise ControlError(f"size: this model makes {fixed}×{fixed} images only; use {fixed} or 0")
+    if size % 8 or size < 64:
+        raise ControlError(f"size must be a multiple of 8 from 64 to 1024 (or 0), got {size}")
+    return size
+
+
 def validate_run(
     prompt: Any = CONTROLS["prompt"].default,
     negative_prompt: Any = CONTROLS["negative_prompt"].default,
@@ -201,8 +227,13 @@ def validate_run(
     steps: Any = CONTROLS["steps"].default,
     guidance: Any = CONTROLS["guidance"].default,
     scheduler: Any = CONTROLS["scheduler"].default,
+    size: Any = CONTROLS["size"].default,
+    fixed_size: int | None = None,
 ) -> RunSettings:
-    """Check every control of a run; `ControlError` naming the first bad one and what to do."""
+    """Check every control of a run; `ControlError` naming the first bad one and what to do.
+
+    `fixed_size`: the one size the model makes (the Mini model: 64), or None when it takes any
+    multiple of 8."""
     prompt_text, notes = clean_text("prompt", prompt)
     negative_text, negative_notes = clean_text("negative_prompt", negative_prompt)
     notes += negative_notes
@@ -216,6 +247,7 @@ def validate_run(
         guidance=validate_float("guidance", guidance),
         scheduler=validate_choice("scheduler", scheduler),
         notes=tuple(notes),
+        size=validate_size(size, fixed_size),
     )
 
 

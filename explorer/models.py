@@ -106,6 +106,15 @@ def _load(model: str, device: str):
     return pipe.to(dev)
 
 
+def mini_size() -> int:
+    """The one image size (pixels, square) the Mini model makes, read from its config files."""
+    import json
+
+    unet = json.loads((MINI_DIR / "unet" / "config.json").read_text())
+    vae = json.loads((MINI_DIR / "vae" / "config.json").read_text())
+    return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+
+
 def model_folder(pipe) -> Path | None:
     """The local folder a pipeline was loaded from, if any (for ``clip/`` and ``preview.json``)."""
     name = getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")

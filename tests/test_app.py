@@ -46,7 +46,7 @@ def test_api_parameters_have_defaults(client):
     info = client.view_api(return_format="dict", print_info=False)
     params = info["named_endpoints"]["/generate"]["parameters"]
     names = [p["parameter_name"] for p in params]
-    assert names == ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler"]
+    assert names == ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "size"]
     assert all(p["parameter_has_default"] for p in params)
 
 

@@ -123,3 +123,9 @@ def test_guidance_parts_and_inventory():
     assert "batch of 2" in rows["model_input"]["what it holds"]
     assert all(r["what it holds"] for r in rows.values())
     assert anatomy.compression(t)["ratio"] == pytest.approx(64 * 64 * 3 / 256)
+
+
+def test_one_step_run_has_step_metrics():  # a 1-step run: no step-to-step change to measure
+    from explorer.charts.metrics import x0_change
+
+    assert x0_change(np.zeros((1, 4, 8, 8))).tolist() == [0.0]

@@ -17,6 +17,7 @@ from explorer.controls import (
     markdown_table,
     token_note,
     validate_run,
+    validate_size,
 )
 from explorer.schedulers import SCHEDULERS
 
@@ -117,3 +118,27 @@ def test_validation_fuzz_only_raises_control_error(prompt, steps, guidance, seed
     assert isinstance(s.seed, int) and 0 <= s.seed <= SEED_MAX
     assert s.scheduler in SCHEDULERS
     s.prompt.encode("utf-8")  # no lone surrogates left
+
+
+@pytest.mark.parametrize(
+    "value,fixed,expected",
+    [(0, None, 0), (None, 64, 0), (64, 64, 0), (512, None, 512), (72, None, 72)],
+)
+def test_size_is_a_multiple_of_8_or_the_models_own(value, fixed, expected):
+    assert validate_size(value, fixed) == expected
+
+
+@pytest.mark.parametrize(
+    "value,fixed,message",
+    [(128, 64, "makes 64×64 images only"), (100, None, "multiple of 8"), (32, None, "from 64"),
+     (2048, None, "between 0 and 1024"), ("big", None, "whole number")],
+)  # fmt: skip
+def test_bad_sizes_are_named(value, fixed, message):
+    with pytest.raises(ControlError, match=message):
+        validate_size(value, fixed)
+
+
+def test_size_reaches_the_trace_only_when_set():
+    assert "height" not in validate_run().trace_kwargs()
+    kw = validate_run(size=256).trace_kwargs()
+    assert kw["height"] == kw["width"] == 256

@@ -19,7 +19,7 @@ def snr(alphas_cumprod: np.ndarray) -> np.ndarray:
 def norms(stack: np.ndarray) -> np.ndarray:
     """L2 norm of each entry of a (N, ...) stack -> (N,)."""
     s = np.asarray(stack, dtype=np.float64)
-    return np.linalg.norm(s.reshape(len(s), -1), axis=1)
+    return np.linalg.norm(s.reshape(len(s), int(np.prod(s.shape[1:]))), axis=1)  # N may be 0
 
 
 def x0_change(x0: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,10 +47,44 @@ class AppContext:
     model_name: str = "mini-sd"
     device: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    fixed_size: int | None = None  # the one image size the model makes (Mini: 64); None: any
 
     def pipe(self) -> Any:
         """The pipeline (loaded on first use, then cached by the loader)."""
         return self.load()
+
+
+class StopFlags:
+    """One stop flag per browser session, so Stop cancels only the visitor's own run.
+
+    `start` before a run, `stop` from the Stop button, `finish` in the run's `finally`.
+    """
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: str) -> threading.Event:
+        with self._lock:
+            self._flags[key] = flag = threading.Event()
+        return flag
+
+    def stop(self, key: str) -> None:
+        with self._lock:
+            flag = self._flags.get(key)
+        if flag is not None:
+            flag.set()
+
+    def finish(self, key: str, flag: threading.Event) -> None:
+        flag.set()  # a run abandoned mid-way stops at its next step
+        with self._lock:
+            if self._flags.get(key) is flag:
+                del self._flags[key]
+
+
+def session_key(request: gr.Request | None) -> str:
+    """The browser session (or gradio_client) a request comes from."""
+    return getattr(request, "session_hash", None) or "anonymous"
 
 
 def gpu(fn: Callable) -> Callable:

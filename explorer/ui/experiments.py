@@ -1,7 +1,7 @@
 """The Experiments tab: one sub-tab per side-by-side experiment, one API endpoint each.
 
     [/compare_steps] [/scale_embedding] [/compare_guidance] [/compare_schedulers]
-    [/compare_seeds] [/grid]
+    [/compare_seeds] [/grid]; Stop [/stop_experiment] ends the visitor's running experiment
 
 The shared settings at the top (prompt, seed, steps, guidance, scheduler) are the base of every
 experiment; each sub-tab varies one thing, typed as a list ("1, 2, 5, 10") with its limits stated
@@ -15,14 +15,23 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from explorer import capture, sweeps
 from explorer import experiments as ex
 from explorer import grid as gridmod
-from explorer import sweeps
 from explorer.charts import experiments as charts
 from explorer.controls import CONTROLS, SEED_MAX, validate_run
 from explorer.lists import describe_limits, format_list, parse_choices, parse_numbers
 from explorer.schedulers import SCHEDULERS
-from explorer.ui.common import AppContext, explain, gpu, pixel_gallery, pixel_image, visitor_errors
+from explorer.ui.common import (
+    AppContext,
+    StopFlags,
+    explain,
+    gpu,
+    pixel_gallery,
+    pixel_image,
+    session_key,
+    visitor_errors,
+)
 from explorer.ui.stepviews import RunView, StepViews
 
 TITLE = "Experiments"
@@ -100,8 +109,19 @@ def _gallery(runs: list[ex.Run], captions: list[str] | None = None) -> list[tupl
     return [(r.image, captions[i] if captions else r.label) for i, r in enumerate(runs)]
 
 
+class Stopped(Exception):
+    """The visitor pressed Stop: the experiment ends between runs (or steps)."""
+
+
 def _progress(progress) -> Callable[[float, str], None]:
-    return lambda frac, what: progress(frac, desc=what)
+    """gradio's progress as the engine's callback; it also ends a stopped experiment between runs."""
+
+    def report(frac: float, what: str) -> None:
+        if capture.stop_requested():
+            raise Stopped
+        progress(frac, desc=what)
+
+    return report
 
 
 @gpu
@@ -148,15 +168,17 @@ def create_tab(ctx: AppContext) -> StepViews:
                 for kind, label in kinds
             ]
             more = extra() if extra else []
-            button = gr.Button("Run", variant="primary")
+            with gr.Row():
+                button = gr.Button("Run", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
             gallery = pixel_gallery("Results (click one to open it below)", columns=8)
             first = pixel_gallery("x0 after the first step", columns=8) if key == "steps" else None
             with gr.Row():
                 plot = gr.Plot(label="chart") if key != "grid" else None
                 numbers = gr.Markdown()
             png = pixel_image("Grid (PNG: download it)", height=400) if key == "grid" else None
-        outs[key] = dict(inputs=boxes + more, button=button, gallery=gallery, first=first, plot=plot,
-                         numbers=numbers, png=png, state=gr.State([]))  # fmt: skip
+        outs[key] = dict(inputs=boxes + more, button=button, stop=stop, gallery=gallery, first=first,
+                         plot=plot, numbers=numbers, png=png, state=gr.State([]))  # fmt: skip
         return outs[key]
 
     def rule_radio():
@@ -171,6 +193,11 @@ def create_tab(ctx: AppContext) -> StepViews:
                        gr.Dropdown(axes, value="seed", label="Columns vary"),
                        gr.Textbox(value="0, 1, 2", label="Column values")]  # fmt: skip
         gr.Markdown(f"Up to {GRID_MAX} values per axis; each typed like the lists above.")
+        lim = LISTS["magnitude"]
+        with gr.Row():
+            widgets.append(gr.Number(value=1.0, label="Base magnitude k (when not an axis)",
+                                     info=f"A number from {lim['lo']:g} to {lim['hi']:g}; 1 is the plain prompt."))  # fmt: skip
+            widgets += rule_radio()
         return widgets
 
     extras = {"magnitude": rule_radio, "grid": grid_axes}
@@ -180,6 +207,23 @@ def create_tab(ctx: AppContext) -> StepViews:
     views = StepViews.build()
 
     # ---- handlers ------------------------------------------------------------------------
+    flags = StopFlags()
+
+    def engine(request: gr.Request | None, fn, *args, **kwargs):
+        """Run an experiment; the visitor's Stop ends it at its next step or between runs."""
+        key = session_key(request)
+        flag = flags.start(key)
+        try:
+            with capture.stop_when(flag.is_set):
+                result = _run(fn, *args, **kwargs)
+            stopped = flag.is_set()
+        except Stopped:
+            stopped = True
+        finally:
+            flags.finish(key, flag)
+        if stopped:
+            raise gr.Error("Stopped before the experiment finished.", print_exception=False)
+        return result
 
     def settings(*values):
         s = validate_run(*values)
@@ -196,11 +240,12 @@ def create_tab(ctx: AppContext) -> StepViews:
         guidance,
         scheduler,
         steps_list,
+        request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008
     ):
         s = settings(prompt, negative, seed, steps, guidance, scheduler)
         counts = parse_list("steps", steps_list)
-        r = _run(ex.compare_steps, ctx.pipe(), s.prompt, counts, negative_prompt=s.negative_prompt,
+        r = engine(request, ex.compare_steps, ctx.pipe(), s.prompt, counts, negative_prompt=s.negative_prompt,
                  guidance=s.guidance, seed=s.seed, scheduler=s.scheduler, progress=_progress(progress))  # fmt: skip
         rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]
         return (_gallery(r.runs), [(im, x.label) for im, x in zip(r.first_x0, r.runs)],
@@ -208,10 +253,22 @@ def create_tab(ctx: AppContext) -> StepViews:
                 _table(["steps", "pixel distance to most steps", "seconds"], rows), [x.trace for x in r.runs])  # fmt: skip
 
     @visitor_errors
-    def scale_embedding(prompt, negative, seed, steps, guidance, scheduler, factors, rule):
+    def scale_embedding(
+        prompt,
+        negative,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        factors,
+        rule,
+        request: gr.Request = None,
+    ):
         s = settings(prompt, negative, seed, steps, guidance, scheduler)
         ks = parse_list("magnitude", factors, "factors")
-        r = _run(sweeps.scale_embedding, ctx.pipe(), s.prompt, ks, rule=rule, **s.trace_kwargs())
+        r = engine(
+            request, sweeps.scale_embedding, ctx.pipe(), s.prompt, ks, rule=rule, **s.trace_kwargs()
+        )
         rows = [[k, n, c, d] for k, n, c, d in zip(r.factors, r.norms, r.cosines, r.distance)]
         caps = [
             f"k = {k:g} · ‖z‖ {n:.1f} · cos {c:.4f}"
@@ -230,11 +287,12 @@ def create_tab(ctx: AppContext) -> StepViews:
         guidance,
         scheduler,
         scales,
+        request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008
     ):
         s = settings(prompt, negative, seed, steps, guidance, scheduler)
         gs = parse_list("guidance", scales, "guidance scales")
-        r = _run(ex.compare_guidance, ctx.pipe(), s.prompt, gs, negative_prompt=s.negative_prompt,
+        r = engine(request, ex.compare_guidance, ctx.pipe(), s.prompt, gs, negative_prompt=s.negative_prompt,
                  steps=s.steps, seed=s.seed, scheduler=s.scheduler, progress=_progress(progress))  # fmt: skip
         rows = [
             [g, "off" if n is None else max(n), x.seconds]
@@ -253,12 +311,13 @@ def create_tab(ctx: AppContext) -> StepViews:
         scheduler,
         names,
         curve,
+        request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008
     ):
         s = settings(prompt, negative, seed, steps, guidance, scheduler)
         chosen = parse_list("scheduler", names, "schedulers")
         counts = parse_list("curve", curve, "step counts")
-        r = _run(ex.compare_schedulers, ctx.pipe(), s.prompt, s.steps, schedulers=chosen, curve_steps=counts,
+        r = engine(request, ex.compare_schedulers, ctx.pipe(), s.prompt, s.steps, schedulers=chosen, curve_steps=counts,
                  negative_prompt=s.negative_prompt, guidance=s.guidance, seed=s.seed,
                  progress=_progress(progress))  # fmt: skip
         rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]
@@ -276,11 +335,12 @@ def create_tab(ctx: AppContext) -> StepViews:
         guidance,
         scheduler,
         seeds,
+        request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008
     ):
         s = settings(prompt, negative, seed, steps, guidance, scheduler)
         chosen = parse_list("seed", seeds, "seeds")
-        r = _run(ex.compare_seeds, ctx.pipe(), s.prompt, chosen, negative_prompt=s.negative_prompt,
+        r = engine(request, ex.compare_seeds, ctx.pipe(), s.prompt, chosen, negative_prompt=s.negative_prompt,
                  steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, progress=_progress(progress))  # fmt: skip
         return (_gallery(r.runs), charts.seeds_figure(chosen, r.distance),
                 _table(["seed", "pixel distance to the first seed"], [[x.value, d] for x, d in zip(r.runs, r.distance)]),
@@ -298,15 +358,21 @@ def create_tab(ctx: AppContext) -> StepViews:
         row_text,
         col_axis,
         col_text,
+        magnitude=1.0,
+        rule="multiply",
+        request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008
     ):
         s = settings(prompt, negative, seed, steps, guidance, scheduler)
         kind = lambda axis: "scheduler" if axis == "scheduler" else axis  # noqa: E731
         rows = parse_list(kind(row_axis), row_text, f"row values ({row_axis})", GRID_MAX)
         cols = parse_list(kind(col_axis), col_text, f"column values ({col_axis})", GRID_MAX)
-        base = dict(steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, seed=s.seed)
-        r = _run(gridmod.grid, ctx.pipe(), s.prompt, (row_axis, rows), (col_axis, cols),
-                 negative_prompt=s.negative_prompt, progress=_progress(progress), **base)  # fmt: skip
+        k = parse_list("magnitude", str(magnitude), "base magnitude", max_count=1)[0]
+        base = dict(
+            steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, seed=s.seed, magnitude=k
+        )
+        r = engine(request, gridmod.grid, ctx.pipe(), s.prompt, (row_axis, rows), (col_axis, cols),
+                   negative_prompt=s.negative_prompt, rule=rule, progress=_progress(progress), **base)  # fmt: skip
         cells = [c for row in r.cells for c in row]
         return (
             _gallery(cells),
@@ -324,6 +390,11 @@ def create_tab(ctx: AppContext) -> StepViews:
                 "schedulers": compare_schedulers, "seeds": compare_seeds, "grid": grid}  # fmt: skip
     api = {"steps": "compare_steps", "magnitude": "scale_embedding", "guidance": "compare_guidance",
            "schedulers": "compare_schedulers", "seeds": "compare_seeds", "grid": "grid"}  # fmt: skip
+
+    def request_stop(request: gr.Request = None):
+        flags.stop(session_key(request))
+
+    events = []
     for key, o in outs.items():
         if key == "grid":
             outputs = [o["gallery"], o["png"], o["numbers"], o["state"]]
@@ -335,7 +406,10 @@ def create_tab(ctx: AppContext) -> StepViews:
                 o["numbers"],
                 o["state"],
             ]
-        o["button"].click(handlers[key], base + o["inputs"], outputs, api_name=api[key],
-                          concurrency_limit=EXPERIMENT_CONCURRENCY, concurrency_id="experiments")  # fmt: skip
+        events.append(o["button"].click(handlers[key], base + o["inputs"], outputs, api_name=api[key],
+                                        concurrency_limit=EXPERIMENT_CONCURRENCY, concurrency_id="experiments"))  # fmt: skip
         o["gallery"].select(open_cell, [o["state"]], views.outputs, api_visibility="private")
+    for i, o in enumerate(outs.values()):  # one endpoint; every Stop ends the visitor's experiment
+        o["stop"].click(request_stop, None, None, cancels=events, queue=False,
+                        **({"api_name": "stop_experiment"} if i == 0 else {"api_visibility": "private"}))  # fmt: skip
     return views

@@ -23,7 +23,15 @@ from explorer.capture import trace as run_trace
 from explorer.controls import UI_SEED_MAX, token_note, validate_run
 from explorer.runzip import pack, unpack
 from explorer.tracefile import Trace
-from explorer.ui.common import RUN_CONCURRENCY, AppContext, gpu, pixel_image, visitor_errors
+from explorer.ui.common import (
+    RUN_CONCURRENCY,
+    AppContext,
+    StopFlags,
+    gpu,
+    pixel_image,
+    session_key,
+    visitor_errors,
+)
 from explorer.ui.inputs import control_input
 from explorer.ui.stepviews import RunView, StepViews, step_captions
 
@@ -73,35 +81,6 @@ def stream_run(pipe, settings, stop: threading.Event) -> Iterator[tuple[bool, Tr
             return
 
 
-class _StopFlags:
-    """One stop flag per browser session, so Stop cancels only the visitor's own run."""
-
-    def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def start(self, key: str) -> threading.Event:
-        with self._lock:
-            self._flags[key] = flag = threading.Event()
-        return flag
-
-    def stop(self, key: str) -> None:
-        with self._lock:
-            flag = self._flags.get(key)
-        if flag is not None:
-            flag.set()
-
-    def finish(self, key: str, flag: threading.Event) -> None:
-        flag.set()  # a run abandoned mid-way stops at its next step
-        with self._lock:
-            if self._flags.get(key) is flag:
-                del self._flags[key]
-
-
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "anonymous"
-
-
 def pick_seed(seed, randomize: bool):
     """The seed to use: a fresh random one when 'randomize' is ticked, else the box's."""
     return random.randint(0, UI_SEED_MAX) if randomize else seed
@@ -111,9 +90,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "unconditional"
 
 
+def size_input(fixed: int | None) -> gr.components.Component:
+    """The size control: shown fixed and disabled when the model makes one size only."""
+    if fixed is None:
+        return control_input("size")
+    return gr.Number(value=fixed, label=f"Size: {fixed}×{fixed} pixels", interactive=False,
+                     info=f"This model makes {fixed}×{fixed} images only.", elem_id="control-size")  # fmt: skip
+
+
 def create_tab(ctx: AppContext) -> StepViews:
     """Build the Generate tab inside an open gr.Blocks; returns its step views."""
-    flags = _StopFlags()
+    flags = StopFlags()
     with gr.Row():
         with gr.Column(scale=3):
             prompt = control_input("prompt", lines=2)
@@ -124,6 +111,7 @@ def create_tab(ctx: AppContext) -> StepViews:
             steps = control_input("steps")
             guidance = control_input("guidance")
             scheduler = control_input("scheduler")
+            size = size_input(ctx.fixed_size)
             with gr.Row():
                 run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
@@ -137,6 +125,7 @@ def create_tab(ctx: AppContext) -> StepViews:
                 opened = gr.File(label="Open a saved run (.zip)", file_types=[".zip"])
     inputs = [prompt, negative, seed, steps, guidance, scheduler]
     gr.Examples(EXAMPLES, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
+    inputs.append(size)
     views = StepViews.build()
     outputs = [image, status, *views.outputs]
 
@@ -148,10 +137,13 @@ def create_tab(ctx: AppContext) -> StepViews:
         steps,
         guidance,
         scheduler,
+        size=0,
         request: gr.Request = None,
         progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
     ) -> Iterator[dict]:
-        settings = validate_run(prompt, negative_prompt, seed, steps, guidance, scheduler)
+        settings = validate_run(
+            prompt, negative_prompt, seed, steps, guidance, scheduler, size, ctx.fixed_size
+        )
         pipe = ctx.pipe()
         notes = list(settings.notes)
         n_tokens = len(pipe.tokenizer(settings.prompt)["input_ids"])
@@ -160,7 +152,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         for n in notes:
             gr.Warning(n)
         header = "".join(f"⚠ {n}  \n" for n in notes)
-        key = _session(request)
+        key = session_key(request)
         flag = flags.start(key)
         try:
             decoder = anatomy.StepDecoder(pipe.vae)
@@ -190,7 +182,7 @@ def create_tab(ctx: AppContext) -> StepViews:
             flags.finish(key, flag)
 
     def request_stop(request: gr.Request = None):
-        flags.stop(_session(request))
+        flags.stop(session_key(request))
 
     @visitor_errors
     def save_run(view: RunView | None) -> str:
