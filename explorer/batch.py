@@ -28,7 +28,8 @@ from diffusers.utils.torch_utils import randn_tensor
 from explorer import capture
 from explorer import decode as dec
 from explorer.capture import _cpu, predict_x0, step_coefficients
-from explorer.schedulers import has_sigmas, make_scheduler
+from explorer.models import run_copy
+from explorer.schedulers import has_sigmas
 from explorer.tracefile import Trace
 
 
@@ -170,11 +171,9 @@ def run_batch(
     generators = [g for _, g in pairs]
 
     # 3. A private pipeline copy with a fresh scheduler, and the recorder
-    fresh = make_scheduler(pipe, scheduler)
-    run = StableDiffusionPipeline(
-        **{**pipe.components, "scheduler": fresh}, requires_safety_checker=False
-    )
+    run = run_copy(pipe, scheduler, StableDiffusionPipeline)  # shares the weights only
     run.set_progress_bar_config(disable=True)
+    fresh = run.scheduler
     rec = BatchRecorder(fresh, guided)
 
     # 4. The real pipeline call, hook removed whatever happens

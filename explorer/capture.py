@@ -1,7 +1,8 @@
 """Run a real diffusers Stable Diffusion pipeline and record every step in a `Trace`.
 
 Nothing here re-implements the denoising loop: the pipeline's own `__call__` runs, on a shallow
-copy of the pipeline that shares its weights but holds a fresh scheduler. Three public hooks
+copy of the pipeline that shares its weights but holds a fresh scheduler and tokenizer
+(`models.run_copy`). Three public hooks
 watch it (numbered as in the loop of `StableDiffusionPipeline.__call__`, step 7):
 
   7a. `scheduler.scale_model_input` (wrapped, on our private scheduler): a step starts;
@@ -34,7 +35,8 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from explorer import decode as dec
-from explorer.schedulers import has_sigmas, make_scheduler
+from explorer.models import run_copy
+from explorer.schedulers import has_sigmas
 from explorer.tracefile import Trace
 
 _CURRENT: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar(
@@ -265,10 +267,9 @@ def trace(
             raise ValueError(f"strength {strength} with {steps} steps runs no step")
 
     # 2. A shallow copy of the pipeline with a fresh scheduler (shares the weights)
-    fresh = make_scheduler(pipe, scheduler)
     cls = StableDiffusionImg2ImgPipeline if image is not None else StableDiffusionPipeline
-    run = cls(**{**pipe.components, "scheduler": fresh}, requires_safety_checker=False)
-    run.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
+    run = run_copy(pipe, scheduler, cls)  # shares the weights only: see models.run_copy
+    fresh = run.scheduler
     guided = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
 
     # 3. Settings and tokens, known before the run
@@ -296,7 +297,7 @@ def trace(
             "transformers": transformers.__version__,
         },
     }
-    tokens = prompt_tokens(pipe, prompt)
+    tokens = prompt_tokens(run, prompt)
     scale = int(run.vae_scale_factor) if preview else 0
     rec = _Recorder(fresh, guided, scale, dec.preview_factors_for(pipe))
 

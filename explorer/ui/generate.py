@@ -21,6 +21,7 @@ import gradio as gr
 from explorer import anatomy
 from explorer.capture import trace as run_trace
 from explorer.controls import UI_SEED_MAX, token_note, validate_run
+from explorer.models import private_tokenizer
 from explorer.runzip import pack, unpack
 from explorer.tracefile import Trace
 from explorer.ui.common import RUN_CONCURRENCY, AppContext, gpu, pixel_image, visitor_errors
@@ -154,7 +155,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         settings = validate_run(prompt, negative_prompt, seed, steps, guidance, scheduler)
         pipe = ctx.pipe()
         notes = list(settings.notes)
-        n_tokens = len(pipe.tokenizer(settings.prompt)["input_ids"])
+        n_tokens = len(private_tokenizer(pipe)(settings.prompt)["input_ids"])
         note = token_note(n_tokens, pipe.tokenizer.model_max_length)
         notes += [note] if note else []
         for n in notes:
