@@ -123,3 +123,9 @@ def test_guidance_parts_and_inventory():
     assert "batch of 2" in rows["model_input"]["what it holds"]
     assert all(r["what it holds"] for r in rows.values())
     assert anatomy.compression(t)["ratio"] == pytest.approx(64 * 64 * 3 / 256)
+
+
+def test_one_step_run_has_metrics():
+    x0 = np.ones((1, 4, 8, 8))  # a 1-step run: nothing to difference
+    assert metrics.x0_change(x0).tolist() == [0.0]
+    assert metrics.distance_to_final(x0).tolist() == [0.0]

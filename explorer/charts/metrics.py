@@ -19,7 +19,7 @@ def snr(alphas_cumprod: np.ndarray) -> np.ndarray:
 def norms(stack: np.ndarray) -> np.ndarray:
     """L2 norm of each entry of a (N, ...) stack -> (N,)."""
     s = np.asarray(stack, dtype=np.float64)
-    return np.linalg.norm(s.reshape(len(s), -1), axis=1)
+    return np.linalg.norm(s.reshape(len(s), -1), axis=1) if len(s) else np.zeros(0)  # 1-step runs
 
 
 def x0_change(x0: np.ndarray) -> np.ndarray:

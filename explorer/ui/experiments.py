@@ -337,5 +337,6 @@ def create_tab(ctx: AppContext) -> StepViews:
             ]
         o["button"].click(handlers[key], base + o["inputs"], outputs, api_name=api[key],
                           concurrency_limit=EXPERIMENT_CONCURRENCY, concurrency_id="experiments")  # fmt: skip
-        o["gallery"].select(open_cell, [o["state"]], views.outputs, api_visibility="private")
+        o["gallery"].select(open_cell, [o["state"]], views.outputs, api_visibility="private",
+                            concurrency_limit=EXPERIMENT_CONCURRENCY + 1, concurrency_id="views")  # fmt: skip
     return views

@@ -242,7 +242,8 @@ def create_tab(ctx: AppContext) -> StepViews:
         queue=False,
         api_visibility="private",
     )
-    save_btn.click(save_run, [views.state], [saved], api_name="save_run")
+    save_btn.click(save_run, [views.state], [saved], api_name="save_run",
+                   concurrency_limit=RUN_CONCURRENCY, concurrency_id="files")  # fmt: skip
     opened.upload(
         open_run,
         [opened],
