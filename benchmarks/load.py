@@ -82,15 +82,17 @@ def main() -> int:
     if args.url and urlparse(args.url).hostname not in LOOPBACK:
         p.error("loopback only: --url must point at 127.0.0.1, localhost or ::1")
 
+    import httpx
     from gradio_client import Client
 
     demo = None if args.url else serve()
     url = args.url or demo.local_url
+    connect = lambda: Client(url, verbose=False, httpx_kwargs={"timeout": httpx.Timeout(None)})  # noqa: E731
     n = args.clients * args.runs
     deadline = time.monotonic() + args.max_seconds
     try:
         # 1. The serial twins, one request at a time
-        solo = Client(url, verbose=False)
+        solo = connect()
         solo.predict(**settings(0, 1), api_name="/generate")  # warm-up, not counted
         twins, serial_s = [], []
         for i in range(n):
@@ -104,7 +106,7 @@ def main() -> int:
         barrier = threading.Barrier(args.clients)
 
         def visitor(c: int) -> None:
-            own = Client(url, verbose=False)
+            own = connect()
             barrier.wait()
             for i in range(c, n, args.clients):
                 left = deadline - time.monotonic()

@@ -78,7 +78,7 @@ BAD_INPUTS: list[Case] = [
     *_cases("/scale_embedding", [
         ("factors 'nan'", "'nan' is not a finite number", dict(factors="nan")),
         ("factors '1, inf'", "'inf' is not a finite number", dict(factors="1, inf")),
-        ("unknown rule", "unknown rule", dict(rule="bogus")),
+        ("unknown rule", "not in the list of choices", dict(rule="bogus")),
     ]),
     *_cases("/compare_guidance", [
         ("scales '-1'", "out of range", dict(scales="-1")),
@@ -99,7 +99,7 @@ BAD_INPUTS: list[Case] = [
         ("row values '1,,2'", "entry 2 is empty", dict(row_text="1,,2")),
         ("column values: 7 seeds", "7 values given, at most 6",
          dict(col_text="1, 2, 3, 4, 5, 6, 7")),
-        ("unknown axis", "axis|choose", dict(row_axis="bogus")),
+        ("unknown axis", "not in the list of choices", dict(row_axis="bogus")),
     ]),
     *[Case("/open_run", sent, answer, upload=maker) for maker, sent, answer in [
         ("empty", "a zero-byte file", "empty \\(0 bytes\\)"),
@@ -111,7 +111,7 @@ BAD_INPUTS: list[Case] = [
         ("deep_json", "trace.json nested 100,000 deep", "not valid JSON"),
         ("wrong_format", "trace.json of another format", "not a diffusion-explorer-trace"),
         ("bad_tensors", "tensors that are not safetensors (a pickle)", "not a valid safetensors"),
-        ("bad_shape", "tensors of inconsistent shapes", "inconsistent|shape"),
+        ("bad_shape", "tensors of inconsistent shapes", "inconsistent with"),
         ("huge_steps", "a run of 5,000 steps", "at most"),
         ("bad_settings", "settings of the wrong types", "settings"),
         ("huge_image", "image.png of 30,000 × 30,000 pixels", "too large|not a readable image"),

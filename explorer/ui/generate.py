@@ -202,10 +202,10 @@ def create_tab(ctx: AppContext) -> StepViews:
         return str(pack(view.trace, folder, f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}"))
 
     @visitor_errors
-    def open_run(path: str | None) -> list:
-        if path is None:
+    def open_run(upload: str | None) -> list:
+        if upload is None:
             return [gr.skip()] * len(outputs)
-        trace = unpack(path)
+        trace = unpack(upload)
         view = RunView.of(trace, method="preview")
         s = trace.settings
         note = (
