@@ -287,7 +287,7 @@ def _check_schema(folder: Path, meta: dict, tensors: dict[str, torch.Tensor]) ->
         raise ValueError(f"{folder}: trace.json 'prompt_tokens' must be a list of strings")
     if not isinstance(seconds, list) or not all(isinstance(s, int | float) for s in seconds):
         raise ValueError(f"{folder}: trace.json 'seconds' must be a list of numbers")
-    if not isinstance(images, list) or not set(images) <= {"image", "init_image"}:
+    if not isinstance(images, list) or not all(i in ("image", "init_image") for i in images):
         raise ValueError(f"{folder}: trace.json 'images' must list image / init_image")
     unknown = set(tensors) - set(TENSOR_FIELDS)
     if unknown:
