@@ -1,7 +1,8 @@
 """Run a real diffusers Stable Diffusion pipeline and record every step in a `Trace`.
 
 Nothing here re-implements the denoising loop: the pipeline's own `__call__` runs, on a shallow
-copy of the pipeline that shares its weights but holds a fresh scheduler. Three public hooks
+copy of the pipeline that shares its weights but holds a fresh scheduler and tokenizer
+(`models.run_copy`). Three public hooks
 watch it (numbered as in the loop of `StableDiffusionPipeline.__call__`, step 7):
 
   7a. `scheduler.scale_model_input` (wrapped, on our private scheduler): a step starts;
@@ -35,6 +36,7 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from explorer import decode as dec
+from explorer.models import run_copy
 from explorer.recorder import (  # noqa: F401 - re-exported: the hook API, by capture's name
     Recorder,
     predict_x0,
@@ -43,17 +45,13 @@ from explorer.recorder import (  # noqa: F401 - re-exported: the hook API, by ca
     stop_requested,
     stop_when,
 )
-from explorer.schedulers import make_scheduler
 from explorer.tracefile import Trace
 
 
 def private_pipeline(pipe: Any, scheduler: str, img2img: bool = False) -> Any:
-    """A shallow copy of `pipe` that shares its weights but holds a fresh scheduler of its own."""
-    fresh = make_scheduler(pipe, scheduler)
+    """A shallow copy of `pipe` that shares its weights but holds its own scheduler and tokenizer."""
     cls = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
-    run = cls(**{**pipe.components, "scheduler": fresh}, requires_safety_checker=False)
-    run.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
-    return run
+    return run_copy(pipe, scheduler, cls)  # shares the weights only: see models.run_copy
 
 
 def run_settings(pipe: Any, run: Any, scheduler: str, steps: int, guidance: float) -> dict:
@@ -149,7 +147,7 @@ def trace(
         "strength": float(strength) if image is not None else None,
         **run_settings(pipe, run, scheduler, steps, guidance),
     }
-    tokens = prompt_tokens(pipe, prompt)
+    tokens = prompt_tokens(run, prompt)
     scale = int(run.vae_scale_factor) if preview else 0
     rec = Recorder(run.scheduler, guided, dec.preview_factors_for(pipe), scale)
 

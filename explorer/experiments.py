@@ -23,6 +23,7 @@ from PIL import Image
 
 from explorer.batch import run_batch
 from explorer.capture import prompt_tokens, trace
+from explorer.models import run_copy
 from explorer.schedulers import SCHEDULERS
 from explorer.tracefile import Trace
 
@@ -283,9 +284,9 @@ def compare_seeds(
     noise its seed gives a plain run; images match plain runs to within 1/255 per pixel)."""
     if not seeds:
         raise ValueError("seeds: give at least one seed")
-    device = pipe.unet.device
-    pe, ne = pipe.encode_prompt(prompt, device, 1, True, negative_prompt)  # (1, L, D) each
-    tokens = prompt_tokens(pipe, prompt)
+    own = run_copy(pipe)  # its own tokenizer: the shared one is not safe across threads
+    pe, ne = own.encode_prompt(prompt, pipe.unet.device, 1, True, negative_prompt)  # (1, L, D)
+    tokens = prompt_tokens(own, prompt)
     runs, start = [], time.perf_counter()
     for lo in range(0, len(seeds), chunk):
         part = [int(s) for s in seeds[lo : lo + chunk]]

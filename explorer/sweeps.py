@@ -25,6 +25,7 @@ import torch
 from explorer.batch import run_batch
 from explorer.capture import prompt_tokens
 from explorer.experiments import Run, pixel_distance
+from explorer.models import run_copy
 
 RULES: dict[str, str] = {
     "multiply": "multiply the whole embedding: k·z",
@@ -128,11 +129,12 @@ def scale_embedding(
     if not factors:
         raise ValueError("factors: give at least one factor")
     device = pipe.unet.device
-    z, negative = pipe.encode_prompt(prompt, device, 1, True, negative_prompt)  # (1, L, D) each
+    own = run_copy(pipe)  # its own tokenizer: the shared one is not safe across threads
+    z, negative = own.encode_prompt(prompt, device, 1, True, negative_prompt)  # (1, L, D) each
     empty = negative
     if rule == "from_empty" and negative_prompt:
-        empty = pipe.encode_prompt("", device, 1, False)[0]  # (1, L, D)
-    mask = own_token_mask(pipe, prompt) if rule == "tokens" else None
+        empty = own.encode_prompt("", device, 1, False)[0]  # (1, L, D)
+    mask = own_token_mask(own, prompt) if rule == "tokens" else None
 
     asked = [float(f) for f in factors]
     batch = asked + ([1.0] if 1.0 not in asked else [])
@@ -145,7 +147,7 @@ def scale_embedding(
     start = time.perf_counter()
     traces = run_batch(
         pipe, family, negative.repeat(len(batch), 1, 1), [seed] * len(batch), steps=steps,
-        guidance=guidance, scheduler=scheduler, settings=settings, tokens=prompt_tokens(pipe, prompt),
+        guidance=guidance, scheduler=scheduler, settings=settings, tokens=prompt_tokens(own, prompt),
     )  # fmt: skip
     seconds = time.perf_counter() - start
     runs = [Run(f"k = {k:g}", k, tr, seconds / len(batch)) for k, tr in zip(batch, traces)]

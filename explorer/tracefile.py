@@ -29,6 +29,24 @@ VERSION = 1
 MAX_JSON_BYTES = 16 * 2**20
 MAX_TENSOR_BYTES = 2 * 2**30
 MAX_IMAGE_PIXELS = 4096 * 4096
+# The largest run a file may hold (checked before anything is drawn from it).
+MAX_FILE_STEPS = 1000
+MAX_FILE_SIZES = {"C": 16, "h": 256, "w": 256, "L": 512, "D": 4096}  # latents up to 2048 px
+# Settings the views read, with their type and range (a file may omit them, not mistype them).
+SETTINGS_SCHEMA: dict[str, tuple] = {
+    "vae_scale_factor": (int, 1, 16),
+    "height": (int, 1, 4096),
+    "width": (int, 1, 4096),
+    "steps": (int, 1, MAX_FILE_STEPS),
+    "steps_run": (int, 0, MAX_FILE_STEPS),
+    "seed": (int, 0, 2**64 - 1),
+    "guidance": (float, -1e6, 1e6),
+    "cancelled": (bool, None, None),
+    "prompt": (str, 0, 10_000),
+    "negative_prompt": (str, 0, 10_000),
+    "scheduler": (str, 0, 100),
+    "scheduler_class": (str, 0, 100),
+}
 
 # Tensor fields and their shapes; symbols are bound on load and must agree across fields.
 # T1 means T + 1. A trailing "?" marks a field that may be absent (None).
@@ -229,6 +247,8 @@ def _read_json(path: Path) -> dict:
         meta = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
     if meta.get("version") != VERSION:
@@ -261,12 +281,13 @@ def _check_schema(folder: Path, meta: dict, tensors: dict[str, torch.Tensor]) ->
     """Every field present with the right type, every tensor shape consistent with the others."""
     if not isinstance(meta.get("settings"), dict):
         raise ValueError(f"{folder}: trace.json 'settings' must be an object")
+    _check_settings(folder, meta["settings"])
     tokens, seconds, images = meta.get("prompt_tokens"), meta.get("seconds"), meta.get("images")
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
         raise ValueError(f"{folder}: trace.json 'prompt_tokens' must be a list of strings")
     if not isinstance(seconds, list) or not all(isinstance(s, int | float) for s in seconds):
         raise ValueError(f"{folder}: trace.json 'seconds' must be a list of numbers")
-    if not isinstance(images, list) or not set(images) <= {"image", "init_image"}:
+    if not isinstance(images, list) or not all(i in ("image", "init_image") for i in images):
         raise ValueError(f"{folder}: trace.json 'images' must list image / init_image")
     unknown = set(tensors) - set(TENSOR_FIELDS)
     if unknown:
@@ -286,6 +307,9 @@ def _check_schema(folder: Path, meta: dict, tensors: dict[str, torch.Tensor]) ->
         for sym, size in zip(spec, t.shape):
             if sym == "T1":
                 sym, size = "T", size - 1
+            most = MAX_FILE_STEPS if sym == "T" else MAX_FILE_SIZES.get(sym)
+            if most is not None and not 0 < size <= most:
+                raise ValueError(f"{folder}: tensor {name!r} has {sym} = {size}; at most {most}")
             want = sym if isinstance(sym, int) else bound.setdefault(sym, size)
             if size != want:
                 raise ValueError(
@@ -295,3 +319,20 @@ def _check_schema(folder: Path, meta: dict, tensors: dict[str, torch.Tensor]) ->
         raise ValueError(f"{folder}: {len(seconds)} step times for {bound['T']} steps")
     if len(tokens) != bound["L"]:
         raise ValueError(f"{folder}: {len(tokens)} prompt tokens for {bound['L']} embeddings")
+
+
+def _check_settings(folder: Path, settings: dict) -> None:
+    """The settings the views read (`SETTINGS_SCHEMA`) have their type and lie in range."""
+    for key, (kind, lo, hi) in SETTINGS_SCHEMA.items():
+        if settings.get(key) is None:
+            continue
+        value = settings[key]
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+        if kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        size = len(value) if isinstance(value, str) else value
+        if not ok or (lo is not None and not lo <= size <= hi):
+            raise ValueError(
+                f"{folder}: trace.json settings {key!r} = {str(value)[:40]!r} is not a "
+                f"{kind.__name__} in {lo}..{hi}"
+            )

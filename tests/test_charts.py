@@ -125,7 +125,7 @@ def test_guidance_parts_and_inventory():
     assert anatomy.compression(t)["ratio"] == pytest.approx(64 * 64 * 3 / 256)
 
 
-def test_one_step_run_has_step_metrics():  # a 1-step run: no step-to-step change to measure
-    from explorer.charts.metrics import x0_change
-
-    assert x0_change(np.zeros((1, 4, 8, 8))).tolist() == [0.0]
+def test_one_step_run_has_metrics():
+    x0 = np.ones((1, 4, 8, 8))  # a 1-step run: nothing to difference
+    assert metrics.x0_change(x0).tolist() == [0.0]
+    assert metrics.distance_to_final(x0).tolist() == [0.0]

@@ -37,6 +37,7 @@ CSS = """
 """
 
 RUN_CONCURRENCY = 2  # single runs at once (CPU cores are few); heavier tabs should use 1
+VIEW_CONCURRENCY = 4  # redraws of views from a finished run (no model call)
 
 
 @dataclass

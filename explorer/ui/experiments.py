@@ -23,6 +23,7 @@ from explorer.controls import CONTROLS, SEED_MAX, validate_run
 from explorer.lists import describe_limits, format_list, parse_choices, parse_numbers
 from explorer.schedulers import SCHEDULERS
 from explorer.ui.common import (
+    VIEW_CONCURRENCY,
     AppContext,
     StopFlags,
     explain,
@@ -32,6 +33,7 @@ from explorer.ui.common import (
     session_key,
     visitor_errors,
 )
+from explorer.ui.inputs import control_input
 from explorer.ui.stepviews import RunView, StepViews
 
 TITLE = "Experiments"
@@ -131,20 +133,14 @@ def _run(fn, *args, **kwargs):
 
 
 def _settings_inputs() -> list:
-    """The shared base settings, built from the controls registry."""
-    c = CONTROLS
+    """The shared base settings, built from the controls registry (raw values reach
+    `validate_run`, so a bad one gets a message naming it)."""
+    box = lambda name, **kw: control_input(name, elem_id=f"exp-control-{name}", **kw)  # noqa: E731
     with gr.Row():
-        prompt = gr.Textbox(label=c["prompt"].label, value=c["prompt"].default, scale=3, lines=1)
-        negative = gr.Textbox(label=c["negative_prompt"].label, value="", scale=2)
+        prompt, negative = box("prompt", scale=3, lines=1), box("negative_prompt", scale=2)
     with gr.Row():
-        seed = gr.Number(label=c["seed"].label, value=0, precision=0, minimum=0)
-        steps = gr.Slider(
-            1, c["steps"].maximum, value=c["steps"].default, step=1, label=c["steps"].label
-        )
-        guidance = gr.Slider(c["guidance"].minimum, c["guidance"].maximum, value=c["guidance"].default,
-                             step=c["guidance"].step, label=c["guidance"].label)  # fmt: skip
-        scheduler = gr.Dropdown(
-            list(c["scheduler"].choices), value="ddim", label=c["scheduler"].label
+        seed, steps, guidance, scheduler = (
+            box(n) for n in ("seed", "steps", "guidance", "scheduler")
         )
     return [prompt, negative, seed, steps, guidance, scheduler]
 
@@ -408,7 +404,8 @@ def create_tab(ctx: AppContext) -> StepViews:
             ]
         events.append(o["button"].click(handlers[key], base + o["inputs"], outputs, api_name=api[key],
                                         concurrency_limit=EXPERIMENT_CONCURRENCY, concurrency_id="experiments"))  # fmt: skip
-        o["gallery"].select(open_cell, [o["state"]], views.outputs, api_visibility="private")
+        o["gallery"].select(open_cell, [o["state"]], views.outputs, api_visibility="private",
+                            concurrency_limit=VIEW_CONCURRENCY, concurrency_id="views")  # fmt: skip
     for i, o in enumerate(outs.values()):  # one endpoint; every Stop ends the visitor's experiment
         o["stop"].click(request_stop, None, None, cancels=events, queue=False,
                         **({"api_name": "stop_experiment"} if i == 0 else {"api_visibility": "private"}))  # fmt: skip

@@ -21,6 +21,7 @@ import gradio as gr
 from explorer import anatomy
 from explorer.capture import trace as run_trace
 from explorer.controls import UI_SEED_MAX, token_note, validate_run
+from explorer.models import private_tokenizer
 from explorer.runzip import pack, unpack
 from explorer.tracefile import Trace
 from explorer.ui.common import (
@@ -146,7 +147,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         )
         pipe = ctx.pipe()
         notes = list(settings.notes)
-        n_tokens = len(pipe.tokenizer(settings.prompt)["input_ids"])
+        n_tokens = len(private_tokenizer(pipe)(settings.prompt)["input_ids"])
         note = token_note(n_tokens, pipe.tokenizer.model_max_length)
         notes += [note] if note else []
         for n in notes:
@@ -193,10 +194,10 @@ def create_tab(ctx: AppContext) -> StepViews:
         return str(pack(view.trace, folder, f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}"))
 
     @visitor_errors
-    def open_run(path: str | None) -> list:
-        if path is None:
+    def open_run(upload: str | None) -> list:
+        if upload is None:
             return [gr.skip()] * len(outputs)
-        trace = unpack(path)
+        trace = unpack(upload)
         view = RunView.of(trace, method="preview")
         s = trace.settings
         note = (
@@ -233,7 +234,8 @@ def create_tab(ctx: AppContext) -> StepViews:
         queue=False,
         api_visibility="private",
     )
-    save_btn.click(save_run, [views.state], [saved], api_name="save_run")
+    save_btn.click(save_run, [views.state], [saved], api_name="save_run",
+                   concurrency_limit=RUN_CONCURRENCY, concurrency_id="files")  # fmt: skip
     opened.upload(
         open_run,
         [opened],

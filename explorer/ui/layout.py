@@ -12,11 +12,13 @@ from types import ModuleType
 
 import gradio as gr
 
+from explorer.limits import markdown_limits
 from explorer.ui.common import CSS, RUN_CONCURRENCY, AppContext
 
 TABS = ["explorer.ui.generate", "explorer.ui.experiments"]
 
 MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more finely
+QUEUE_SIZE = 64  # requests waiting at most; more are told the queue is full
 
 HEADER = """# Diffusion Explorer
 Run Stable Diffusion for real and watch it think: every step, every tensor, in plain words.
@@ -36,11 +38,13 @@ def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched, nothing loaded)."""
     with gr.Blocks(title="Diffusion Explorer") as demo:
         gr.Markdown(HEADER.format(model=ctx.model_name))
+        with gr.Accordion("Limits of this app", open=False, elem_id="limits"):
+            gr.Markdown(markdown_limits())
         with gr.Tabs():
             for module in tab_modules(tabs):
                 with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
                     module.create_tab(ctx)
-    demo.queue(default_concurrency_limit=RUN_CONCURRENCY, max_size=64)
+    demo.queue(default_concurrency_limit=RUN_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 

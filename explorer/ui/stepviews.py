@@ -19,7 +19,7 @@ from explorer import anatomy
 from explorer.charts import run_figures
 from explorer.tracefile import Trace
 from explorer.ui.architecture import VIEW_IDS, architecture_html
-from explorer.ui.common import explain, human_bytes, pixel_gallery, pixel_image
+from explorer.ui.common import VIEW_CONCURRENCY, explain, human_bytes, pixel_gallery, pixel_image
 from explorer.ui.texts import TEXTS
 
 TENSOR_HEADERS = ["name", "shape", "dtype", "size", "what it holds"]
@@ -142,6 +142,8 @@ class StepViews:
             api_visibility="private",
             trigger_mode="always_last",
             show_progress="hidden",
+            concurrency_limit=VIEW_CONCURRENCY,
+            concurrency_id="views",
         )
         return self
 

@@ -1,0 +1,193 @@
+"""What the app accepts: its limits, and its answer to every kind of bad input, declared once.
+
+`LIMITS` and `BAD_INPUTS` are data. The README holds exactly what `markdown_limits()` and
+`markdown_bad_inputs()` print (`python -m explorer.limits`; a test checks it), and
+tests/test_hardening.py sends every row of `BAD_INPUTS` through gradio_client and checks the
+answer. A new endpoint adds its rows here: `endpoint` is its api name, `inputs` the keyword
+arguments that differ from the test's defaults, `upload` the name of a bad-file maker in the test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from explorer.controls import CONTROLS, MAX_PROMPT_CHARS, SEED_MAX
+from explorer.lists import MAX_TEXT
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad (or odd) input and what the visitor gets for it."""
+
+    endpoint: str  # api name, e.g. "/generate"
+    sent: str  # what is sent, in words (the README's second column)
+    answer: str  # regex: the error message, or for `runs=True` the status text
+    inputs: dict[str, Any] = field(default_factory=dict)  # overrides of the test's defaults
+    runs: bool = False  # True: the run happens (with a note); False: refused with a message
+    upload: str | None = None  # a bad file, by the name of its maker in the test
+
+
+def _cases(endpoint: str, rows: list[tuple]) -> list[Case]:
+    return [Case(endpoint, *row) for row in rows]
+
+
+LONG_PROMPT = "red " * 100  # 100 words: past the encoder's 77 tokens
+MANY = ", ".join(["1"] * 3000)  # thousands of entries
+
+BAD_INPUTS: list[Case] = [
+    *_cases("/generate", [
+        ("empty prompt", "unconditionally", dict(prompt=""), True),
+        ("whitespace-only prompt", "unconditionally", dict(prompt=" \n\t  "), True),
+        ("prompt past 77 tokens", "reads the first 77", dict(prompt=LONG_PROMPT), True),
+        ("control characters in the prompt", "control or invalid characters removed",
+         dict(prompt="a red\x00\x07 circle\x1b[31m"), True),
+        ("a lone surrogate in the prompt", "control or invalid characters removed",
+         dict(prompt="a red \ud800 circle"), True),
+        ("emoji in the prompt", "Done: 2 steps", dict(prompt="a red circle 🔴🟦✨"), True),
+        ("steps = 1, the fewest", "Done: 1 steps", dict(steps=1), True),
+        (f"prompt over {MAX_PROMPT_CHARS} characters", "shorten it to at most",
+         dict(prompt="a" * (MAX_PROMPT_CHARS + 1))),
+        ("steps = 0", "steps must be between 1 and 100", dict(steps=0)),
+        ("steps = -5", "steps must be between 1 and 100", dict(steps=-5)),
+        ("steps = 10^9", "steps must be between 1 and 100", dict(steps=10**9)),
+        ("steps = 2.5", "steps must be a whole number", dict(steps=2.5)),
+        ("steps = 'abc'", "steps must be a whole number", dict(steps="abc")),
+        ("guidance = -1", "guidance must be between 0 and 30", dict(guidance=-1)),
+        ("guidance = NaN", "guidance must be a finite number", dict(guidance="nan")),
+        ("guidance = inf", "guidance must be a finite number", dict(guidance="inf")),
+        ("guidance = 1e400", "guidance must be a finite number", dict(guidance="1e400")),
+        ("seed = -1", "seed must be between 0 and", dict(seed=-1)),
+        ("seed = 2^64", "seed must be between 0 and", dict(seed=2**64)),
+        ("seed = 2^80", "seed must be between 0 and", dict(seed=2**80)),
+        ("seed = 1.5", "seed must be a whole number", dict(seed=1.5)),
+        ("unknown scheduler 'fast'", "unknown scheduler 'fast'; choose one of",
+         dict(scheduler="fast")),
+    ]),
+    *_cases("/compare_steps", [
+        ("step counts '1,,2'", "entry 2 is empty", dict(steps_list="1,,2")),
+        ("step counts 'abc'", "'abc' is not a whole number", dict(steps_list="abc")),
+        ("step counts '1e400'", "'1e400' is not a finite number", dict(steps_list="1e400")),
+        ("step counts '2.5'", "'2.5' is not a whole number", dict(steps_list="2.5")),
+        ("step counts '0, 500'", "out of range", dict(steps_list="0, 500")),
+        ("step counts: 3000 entries", f"too long .* at most {MAX_TEXT}", dict(steps_list=MANY)),
+        ("step counts: 20 entries", "20 values given, at most 8",
+         dict(steps_list=", ".join(["1"] * 20))),
+        ("step counts empty", "the list is empty", dict(steps_list=" ")),
+    ]),
+    *_cases("/scale_embedding", [
+        ("factors 'nan'", "'nan' is not a finite number", dict(factors="nan")),
+        ("factors '1, inf'", "'inf' is not a finite number", dict(factors="1, inf")),
+        ("unknown rule", "not in the list of choices", dict(rule="bogus")),
+    ]),
+    *_cases("/compare_guidance", [
+        ("scales '-1'", "out of range", dict(scales="-1")),
+        ("scales '1,,2'", "entry 2 is empty", dict(scales="1,,2")),
+    ]),
+    *_cases("/compare_schedulers", [
+        ("schedulers 'ddim, fast'", "unknown 'fast'", dict(names="ddim, fast")),
+        ("schedulers 'ddim, DDIM'", "appears more than once", dict(names="ddim, DDIM")),
+        ("curve steps '1e400'", "'1e400' is not a finite number", dict(curve="1e400")),
+    ]),
+    *_cases("/compare_seeds", [
+        ("seeds '-1'", "out of range", dict(seeds="-1")),
+        ("seeds '2^64'", "out of range", dict(seeds=str(2**64))),
+        ("base steps = 0", "steps must be between 1 and 100", dict(steps=0)),
+        ("base guidance = NaN", "guidance must be a finite number", dict(guidance="nan")),
+    ]),
+    *_cases("/grid", [
+        ("row values '1,,2'", "entry 2 is empty", dict(row_text="1,,2")),
+        ("column values: 7 seeds", "7 values given, at most 6",
+         dict(col_text="1, 2, 3, 4, 5, 6, 7")),
+        ("unknown axis", "not in the list of choices", dict(row_axis="bogus")),
+    ]),
+    *[Case("/open_run", sent, answer, upload=maker) for maker, sent, answer in [
+        ("empty", "a zero-byte file", "empty \\(0 bytes\\)"),
+        ("not_zip", "a file that is not a zip", "not a zip file"),
+        ("traversal", "a zip with a ../ path", "unexpected path"),
+        ("extra", "a zip with a pickle in it", "unexpected file"),
+        ("bomb", "a zip bomb (100 MB of zeros)", "compressed suspiciously well"),
+        ("bad_json", "trace.json that is not JSON", "not valid JSON"),
+        ("deep_json", "trace.json nested 100,000 deep", "not valid JSON"),
+        ("wrong_format", "trace.json of another format", "not a diffusion-explorer-trace"),
+        ("bad_tensors", "tensors that are not safetensors (a pickle)", "not a valid safetensors"),
+        ("bad_shape", "tensors of inconsistent shapes", "inconsistent with"),
+        ("huge_steps", "a run of 5,000 steps", "at most"),
+        ("bad_settings", "settings of the wrong types", "settings"),
+        ("huge_image", "image.png of 30,000 × 30,000 pixels", "too large|not a readable image"),
+    ]],
+]  # fmt: skip
+
+
+def markdown_bad_inputs() -> str:
+    """The bad-input table as Markdown: endpoint, what is sent, what it gets."""
+    rows = ["| endpoint | sent | answer |", "| --- | --- | --- |"]
+    for c in BAD_INPUTS:
+        answer = "runs, and says" if c.runs else "refused:"
+        words = c.answer.replace("\\", "").replace(".*", "…").replace("|", " / ")
+        rows.append(f"| `{c.endpoint}` | {c.sent} | {answer} “{words}” |")
+    return "\n".join(rows)
+
+
+# ---- limits ---------------------------------------------------------------------------------
+
+
+def run_memory_bytes(
+    steps: int, channels: int = 4, h: int = 8, w: int = 8, scale: int = 8, guided: bool = True
+) -> int:
+    """An upper estimate of what one run keeps in memory besides the model (bytes).
+
+    Per step the trace keeps float32 (C, h, w) tensors: x_t, model input, ε, x_0, and with
+    guidance ε_uncond and ε_text (6·C·h·w·4 bytes), plus three (h·scale, w·scale) RGB pictures
+    (the live x_0 preview and the decoded x_0 and x_t of the step views, 3·3·H·W bytes).
+    """
+    tensors = (6 if guided else 4) * channels * h * w * 4
+    pictures = 3 * 3 * (h * scale) * (w * scale)
+    return steps * (tensors + pictures)
+
+
+def limits() -> list[tuple[str, str, str]]:
+    """(limit, value, where it is enforced) for the README and the UI."""
+    from explorer.runzip import MAX_UNPACKED_BYTES, MAX_ZIP_BYTES
+    from explorer.tracefile import MAX_FILE_SIZES, MAX_FILE_STEPS, MAX_IMAGE_PIXELS
+    from explorer.ui.common import RUN_CONCURRENCY
+    from explorer.ui.experiments import EXPERIMENT_CONCURRENCY, GRID_MAX, LISTS
+    from explorer.ui.layout import MAX_FILE_SIZE, QUEUE_SIZE
+
+    steps = int(CONTROLS["steps"].maximum)
+    mb = lambda n: f"{n / 2**20:.1f} MB"  # noqa: E731
+    lists = ", ".join(f"{k} {v['max_count']}" for k, v in LISTS.items())
+    return [
+        ("most steps per run", f"{steps}", "`validate_run` (every endpoint)"),
+        ("prompt length", f"{MAX_PROMPT_CHARS} characters; the encoder reads 77 tokens",
+         "`validate_run`; longer prompts are cut by the tokenizer, and the visitor is told"),
+        ("seed", "0 to 2^64 − 1" if SEED_MAX == 2**64 - 1 else str(SEED_MAX), "`validate_run`"),
+        ("most sweep cells", f"lists: {lists}, schedulers 8; grid {GRID_MAX} × {GRID_MAX} = "
+         f"{GRID_MAX**2} runs", "`explorer.lists` (stated beside each list)"),
+        ("list text", f"{MAX_TEXT} characters", "`explorer.lists`"),
+        ("largest image", "the model's own size (Mini: 64 × 64); in a saved run "
+         f"{int(MAX_IMAGE_PIXELS**0.5)} × {int(MAX_IMAGE_PIXELS**0.5)} pixels", "`tracefile`"),
+        ("largest upload", f"{MAX_FILE_SIZE.upper()} (gradio `max_file_size`); a saved run "
+         f"{MAX_ZIP_BYTES // 2**20} MB zipped, {MAX_UNPACKED_BYTES // 2**20} MB unpacked, "
+         f"{MAX_FILE_STEPS} steps, latents up to {MAX_FILE_SIZES['h']} × {MAX_FILE_SIZES['w']}",
+         "gradio, `runzip`, `tracefile`"),
+        ("per-run memory", f"Mini, {steps} steps: at most {mb(run_memory_bytes(steps))}; "
+         f"SD 1.5 at 512 × 512: {mb(run_memory_bytes(steps, 4, 64, 64))} (besides the model)",
+         "bounded by the step limit (`limits.run_memory_bytes`)"),
+        ("runs at once", f"{RUN_CONCURRENCY} single runs, {EXPERIMENT_CONCURRENCY} experiment, "
+         f"{QUEUE_SIZE} waiting", "gradio queue, per event (`layout.build_demo`)"),
+        ("files served", "only what a handler returns", "no `allowed_paths`"),
+        ("model", "chosen by the operator only (`--model` / `$EXPLORER_MODEL`), safetensors only",
+         "`app.py`, `models.check_safetensors`"),
+    ]  # fmt: skip
+
+
+def markdown_limits() -> str:
+    """The limits as Markdown (the README holds exactly this)."""
+    rows = ["| limit | value | where |", "| --- | --- | --- |"]
+    rows += [f"| {a} | {b} | {c} |" for a, b, c in limits()]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m explorer.limits: the README's two tables
+    print(markdown_limits() + "\n\n" + markdown_bad_inputs())

@@ -1,0 +1,94 @@
+"""The engine on one shared pipeline under concurrent runs: each run equals its serial twin."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from explorer.batch import run_batch
+from explorer.capture import trace
+from explorer.models import run_copy
+from explorer.tracefile import TENSOR_FIELDS
+
+# Different prompts (and so token counts), schedulers with history (PNDM, DPM-Solver++),
+# stochastic ones (Euler-a, DDPM), guidance on and off.
+SETTINGS = [
+    dict(prompt="a red circle", scheduler="ddim", guidance=7.5, seed=1),
+    dict(
+        prompt="a big blue square on the green background", scheduler="pndm", guidance=3.0, seed=2
+    ),
+    dict(prompt="", scheduler="euler_a", guidance=1.0, seed=3),
+    dict(prompt="the small yellow triangle", scheduler="dpmpp_2m", guidance=7.5, seed=4),
+    dict(prompt="green " * 100, scheduler="ddpm", guidance=5.0, seed=2**63),
+    dict(prompt="a circle", scheduler="euler", guidance=7.5, seed=5),
+]
+STEPS = 4
+
+
+def _same(a, b) -> None:
+    for name in TENSOR_FIELDS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert torch.equal(x, y), name
+    assert a.prompt_tokens == b.prompt_tokens
+    assert a.image.tobytes() == b.image.tobytes()
+
+
+def _in_threads(jobs: list) -> list:
+    """Run every job at once (released together by a barrier); results in order, errors raised."""
+    results, errors = [None] * len(jobs), []
+    barrier = threading.Barrier(len(jobs))
+
+    def work(i, job):
+        barrier.wait()
+        try:
+            results[i] = job()
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i, j)) for i, j in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_concurrent_traces_equal_serial_ones(tiny_pipe):
+    jobs = [lambda s=s: trace(tiny_pipe, steps=STEPS, **s) for s in SETTINGS]
+    serial = [job() for job in jobs]
+    for _ in range(2):
+        for a, b in zip(_in_threads(jobs), serial):
+            _same(a, b)
+
+
+def test_batched_and_single_runs_together(tiny_pipe):
+    own = run_copy(tiny_pipe)
+    pe, ne = own.encode_prompt("a red circle", "cpu", 1, True, "")  # (1, L, D) each
+
+    def batch():
+        return run_batch(tiny_pipe, pe.repeat(3, 1, 1), ne.repeat(3, 1, 1), [7, 8, 9],
+                         steps=STEPS, guidance=7.5, scheduler="dpmpp_2m")  # fmt: skip
+
+    jobs = [batch] + [lambda s=s: trace(tiny_pipe, steps=STEPS, **s) for s in SETTINGS[:3]]
+    serial = [job() for job in jobs]
+    together = _in_threads(jobs)
+    for a, b in zip(together[0], serial[0]):
+        _same(a, b)
+    for a, b in zip(together[1:], serial[1:]):
+        _same(a, b)
+
+
+def test_run_copy_shares_weights_only(tiny_pipe):
+    a, b = run_copy(tiny_pipe, "pndm"), run_copy(tiny_pipe)
+    assert a.unet is tiny_pipe.unet and a.vae is tiny_pipe.vae
+    assert a.text_encoder is tiny_pipe.text_encoder
+    assert a.scheduler is not b.scheduler is not tiny_pipe.scheduler
+    assert a.tokenizer is not b.tokenizer is not tiny_pipe.tokenizer
+    assert type(b.scheduler) is type(tiny_pipe.scheduler)
+    assert a.name_or_path == tiny_pipe.name_or_path
+    assert not tiny_pipe.unet._forward_hooks  # no run leaves a hook behind

@@ -1,0 +1,315 @@
+"""The app under load, cancellation, bad input and file probes, through gradio_client.
+
+Every row of `explorer.limits.BAD_INPUTS` is sent to its endpoint; each must get its message (or
+run, and say so), and the app must serve a correct run right after.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import struct
+import threading
+import zipfile
+import zlib
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from safetensors.torch import load_file, save_file
+
+import app
+from explorer.capture import trace
+from explorer.limits import BAD_INPUTS, Case, markdown_bad_inputs, markdown_limits
+from explorer.runzip import pack
+from explorer.ui import generate as generate_tab
+from explorer.ui.layout import launch_options
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).parents[1]
+CHECK = dict(prompt="a large red circle on a blue background", seed=9, steps=1)
+BASE = dict(prompt="a red circle", seed=0, steps=2, guidance=7.5, scheduler="ddim")
+DEFAULTS = {  # each endpoint's inputs besides the base settings: small and valid
+    "/generate": dict(negative_prompt=""),
+    "/compare_steps": dict(negative="", steps_list="1, 2"),
+    "/scale_embedding": dict(negative="", factors="1", rule="multiply"),
+    "/compare_guidance": dict(negative="", scales="1, 2"),
+    "/compare_schedulers": dict(negative="", names="ddim", curve="1"),
+    "/compare_seeds": dict(negative="", seeds="0"),
+    "/grid": dict(negative="", row_axis="steps", row_text="1", col_axis="seed", col_text="0"),
+}
+
+
+class Engine:
+    """Wraps the Generate tab's engine call to see every run it finishes, even abandoned ones."""
+
+    def __init__(self, real):
+        self.real, self.done, self.event = real, [], threading.Event()
+
+    def __call__(self, *args):
+        out = self.real(*args)
+        self.done.append(out)
+        self.event.set()
+        return out
+
+
+@pytest.fixture(scope="module")
+def served():
+    demo, ctx = app.build()
+    ctx.pipe()
+    engine = Engine(generate_tab._engine)
+    generate_tab._engine = engine
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    try:
+        yield demo, ctx, engine
+    finally:
+        generate_tab._engine = engine.real
+        demo.close()
+
+
+def connect(url: str) -> Client:
+    """A client that waits as long as the (busy, shared) server needs."""
+    return Client(url, verbose=False, httpx_kwargs={"timeout": httpx.Timeout(None)})
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return connect(served[0].local_url)
+
+
+@pytest.fixture(scope="module")
+def reference(client):
+    """The check run's image, made before any bad input arrives."""
+    return Path(client.predict(**CHECK, api_name="/generate")[0]).read_bytes()
+
+
+def run_signature(out) -> tuple:
+    """What must be identical between a run and its twin: final image, x0 steps, the status."""
+    gallery = [Path(item["image"]).read_bytes() for item in out[5]]
+    status = out[1].split(" in ")[0]  # without the wall time
+    return Path(out[0]).read_bytes(), tuple(gallery), status
+
+
+# ---- concurrency and cancellation ---------------------------------------------------------
+
+LOAD = [
+    dict(prompt="a large red circle on a blue background", seed=1, steps=3, scheduler="ddim"),
+    dict(prompt="a small yellow star", seed=2, steps=4, scheduler="euler_a", guidance=5.0),
+    dict(prompt="", seed=3, steps=3, scheduler="dpmpp_2m", guidance=1.0),
+    dict(prompt="a green triangle, white background", seed=4, steps=3, scheduler="pndm"),
+    dict(prompt="blue " * 90, seed=2**40, steps=2, scheduler="lms"),
+    dict(prompt="a white cross on a red background", seed=6, steps=4, scheduler="unipc"),
+    dict(prompt="a purple square", seed=7, steps=3, scheduler="ddpm", guidance=3.0),
+    dict(prompt="an orange circle at the bottom", seed=8, steps=2, scheduler="euler"),
+]
+
+
+def test_concurrent_clients_get_their_serial_results(served, client):
+    url = served[0].local_url
+    serial = [run_signature(client.predict(**s, api_name="/generate")) for s in LOAD]
+    results, errors = [None] * len(LOAD), []
+    barrier = threading.Barrier(len(LOAD))
+
+    def visitor(i):
+        own = connect(url)  # its own session
+        barrier.wait()
+        try:
+            results[i] = run_signature(own.predict(**LOAD[i], api_name="/generate"))
+        except Exception as e:  # noqa: BLE001 - counted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=visitor, args=(i,)) for i in range(len(LOAD))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for i, (got, want) in enumerate(zip(results, serial)):
+        assert got == want, f"client {i} ({LOAD[i]}) differs from its serial twin"
+
+
+def test_a_cancelled_run_stops_and_frees_its_worker(served, client, reference):
+    engine = served[2]
+    engine.event.clear()
+    before = len(engine.done)
+    job = client.submit(prompt="a red circle", steps=100, api_name="/generate")
+    for _ in job:  # the first streamed step: the run is under way
+        break
+    job.cancel()
+    assert engine.event.wait(600), "the abandoned run never ended"
+    abandoned = engine.done[before]
+    assert abandoned.settings["cancelled"] and abandoned.settings["steps_run"] < 100
+    out = client.predict(**CHECK, api_name="/generate")
+    assert Path(out[0]).read_bytes() == reference and "Done: 1 steps" in out[1]
+
+
+# ---- the bad-input table ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_run(served, tmp_path_factory) -> Path:
+    """A valid saved run, unpacked into a folder, for the bad-file makers to spoil."""
+    folder = tmp_path_factory.mktemp("run")
+    zipped = pack(trace(served[1].pipe(), "a red circle", steps=2), folder, "run")
+    with zipfile.ZipFile(zipped) as z:
+        z.extractall(folder / "x")
+    return folder / "x" / "run"
+
+
+def _zip(path: Path, members: dict[str, bytes], compress=zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compress) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims a huge size (its pixels are never there)."""
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data)))  # fmt: skip
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+def bad_file(maker: str, run: Path, out: Path) -> Path:
+    """The bad upload named `maker` (see the `/open_run` rows of BAD_INPUTS)."""
+    good = {f.name: f.read_bytes() for f in run.iterdir()}
+    meta = json.loads(good["trace.json"])
+    tensors = out / "t.safetensors"
+
+    def with_meta(**change):
+        return {**good, "trace.json": json.dumps({**meta, **change}).encode()}
+
+    def with_tensors(**arrays):
+        import torch
+
+        saved = load_file(run / "tensors.safetensors")
+        if "timesteps" in arrays:  # only the step count is wrong: the first tensor read says so
+            saved = {}
+        save_file({**saved, **{k: torch.zeros(v) for k, v in arrays.items()}}, tensors)
+        return {**good, "tensors.safetensors": tensors.read_bytes()}
+
+    members = {
+        "traversal": {"../trace.json": b"{}"},
+        "extra": {**good, "payload.pkl": pickle.dumps({"x": 1})},
+        "bad_json": {**good, "trace.json": b"{not json"},
+        "deep_json": {**good, "trace.json": b"[" * 100_000 + b"]" * 100_000},
+        "wrong_format": with_meta(format="something-else"),
+        "bad_tensors": {**good, "tensors.safetensors": pickle.dumps({"latents": [1.0]})},
+        "bad_shape": with_tensors(latents=(5, 4, 8, 8)),
+        "huge_steps": with_tensors(timesteps=(5000,)),
+        "bad_settings": with_meta(settings={**meta["settings"], "vae_scale_factor": 10**6}),
+        "huge_image": {**good, "image.png": _png_header(30_000, 30_000)},
+    }
+    path = out / f"{maker}.zip"
+    if maker == "empty":
+        path.write_bytes(b"")
+    elif maker == "not_zip":
+        path.write_bytes(b"this is not a zip file at all")
+    elif maker == "bomb":
+        _zip(path, {"trace.json": bytes(100 * 2**20)}, zipfile.ZIP_DEFLATED)
+    else:
+        _zip(path, members[maker])
+    return path
+
+
+def send_raw(client, endpoint: str, inputs: dict):
+    """Through gradio's REST API with ASCII-escaped JSON, as a browser sends text that
+    gradio_client cannot encode (a lone surrogate); AppError on an error, like the client."""
+    api = client.view_api(return_format="dict", print_info=False)
+    names = [p["parameter_name"] for p in api["named_endpoints"][endpoint]["parameters"]]
+    url = client.src.rstrip("/") + "/gradio_api/call" + endpoint
+    body = json.dumps({"data": [inputs[n] for n in names]}, ensure_ascii=True)
+    with httpx.Client(timeout=None) as http:
+        event = http.post(url, content=body, headers={"Content-Type": "application/json"}).json()
+        stream = http.get(f"{url}/{event['event_id']}").text
+    kind, data = re.findall(r"event: (\w+)\ndata: (.*)", stream)[-1]
+    if kind != "complete":
+        raise AppError(json.loads(data) if data != "null" else kind)
+    return json.loads(data)
+
+
+def send(client, case: Case, run: Path, tmp: Path):
+    if case.upload:
+        return client.predict(
+            handle_file(str(bad_file(case.upload, run, tmp))), api_name="/open_run"
+        )
+    inputs = {**BASE, **DEFAULTS[case.endpoint], **case.inputs}
+    if any("\ud800" <= ch <= "\udfff" for v in inputs.values() if isinstance(v, str) for ch in v):
+        return send_raw(client, case.endpoint, inputs)
+    return client.predict(**inputs, api_name=case.endpoint)
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: f"{c.endpoint}:{c.sent}")
+def test_bad_input_row(client, reference, saved_run, tmp_path, case):
+    if case.runs:
+        out = send(client, case, saved_run, tmp_path)
+        assert re.search(case.answer, out[1], re.IGNORECASE), out[1]
+        assert "Done" in out[1]
+    else:
+        with pytest.raises(AppError, match=case.answer) as info:
+            send(client, case, saved_run, tmp_path)
+        assert "Traceback" not in str(info.value)
+    out = client.predict(**CHECK, api_name="/generate")  # the app still serves a correct run
+    assert Path(out[0]).read_bytes() == reference
+
+
+def test_readme_holds_the_limits_and_the_bad_input_table():
+    text = (ROOT / "README.md").read_text()
+    assert markdown_limits() in text
+    assert markdown_bad_inputs() in text
+
+
+# ---- files and models ---------------------------------------------------------------------
+
+PROBES = [
+    "/etc/passwd",
+    "../../../../etc/passwd",
+    "..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+    "%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "app.py",
+    str(ROOT / "app.py"),
+    "explorer/models.py",
+    str(ROOT / "explorer" / "models.py"),
+    str(ROOT / "explorer" / "mini" / "model" / "unet" / "config.json"),
+    "/proc/self/environ",
+]
+
+
+@pytest.mark.parametrize("path", PROBES)
+@pytest.mark.parametrize("route", ["/gradio_api/file=", "/file=", "/gradio_api/file/"])
+def test_file_probes_are_refused(served, route, path):
+    response = httpx.get(served[0].local_url.rstrip("/") + route + path, follow_redirects=True)
+    body = response.text
+    assert "root:" not in body and "def load_pipeline" not in body and "argparse" not in body
+    assert "cross_attention_dim" not in body and "PATH=" not in body
+    assert response.status_code >= 400 or "<html" in body.lower()[:200]
+
+
+def test_no_endpoint_lets_a_visitor_choose_a_model_or_a_path(client):
+    info = client.view_api(return_format="dict", print_info=False)
+    for name, endpoint in info["named_endpoints"].items():
+        params = {p["parameter_name"] for p in endpoint["parameters"]}
+        assert not params & {"model", "device", "path", "folder", "checkpoint"}, name
+
+
+def test_open_run_refuses_a_server_path(client):
+    for path in ["/etc/passwd", str(ROOT / "app.py"), "../../../etc/passwd"]:
+        with pytest.raises(AppError) as info:
+            client.predict(
+                {"path": path, "meta": {"_type": "gradio.FileData"}}, api_name="/open_run"
+            )
+        assert "root:" not in str(info.value) and "argparse" not in str(info.value)
+
+
+def test_every_queued_event_has_an_explicit_concurrency_limit(served):
+    demo = served[0]
+    loose = [
+        fn.name
+        for fn in demo.fns.values()
+        if fn.queue is not False and fn.concurrency_limit == "default"
+    ]
+    assert loose == []
