@@ -18,6 +18,7 @@ context variable names the current recorder. The hook is removed in `finally`.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import json
@@ -34,6 +35,7 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from explorer import decode as dec
+from explorer.attention import capture_attention
 from explorer.schedulers import has_sigmas, make_scheduler
 from explorer.tracefile import Trace
 
@@ -240,6 +242,7 @@ def trace(
     on_step: Callable[[Trace], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     preview: bool = False,
+    attention: bool = False,
 ) -> Trace:
     """Run `pipe` once, exactly as `pipe(...)` would, and return the record of every step.
 
@@ -250,6 +253,8 @@ def trace(
     gets the partial Trace after every step; `should_stop()` returning True cancels between
     steps (the trace then holds the steps run, and the image decoded from the last latent).
     `preview=True` also makes a linear preview of each step's x_0 (`Trace.previews`).
+    `attention=True` also records cross-attention maps (`Trace.attention`, in the final record
+    only; see `explorer.attention`); the image is the same.
     """
     # 1. Check inputs
     if not isinstance(prompt, str) or not isinstance(negative_prompt, str):
@@ -309,22 +314,25 @@ def trace(
             p._interrupt = True  # the copy's flag; the loop skips the remaining steps
         return {}
 
-    # 5. Run the real pipeline with the UNet hook in place, removing it whatever happens
+    # 5. Run the real pipeline with the UNet hook (and attention taps) in place, removing them
+    #    whatever happens
     call = {"image": image, "strength": strength} if image is not None else {}
     if image is None:
         call.update(height=height, width=width)
     handle = pipe.unet.register_forward_hook(functools.partial(_route, owner=rec), with_kwargs=True)
     token = _CURRENT.set(rec)
+    maps = capture_attention(pipe.unet, guided) if attention else contextlib.nullcontext()
     try:
-        result = run(
-            prompt,
-            negative_prompt=negative_prompt,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=torch.Generator("cpu").manual_seed(seed),
-            callback_on_step_end=on_step_end,
-            **call,
-        )
+        with maps as collector:
+            result = run(
+                prompt,
+                negative_prompt=negative_prompt,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                callback_on_step_end=on_step_end,
+                **call,
+            )
     finally:
         _CURRENT.reset(token)
         handle.remove()
@@ -340,5 +348,6 @@ def trace(
         x0_source="+".join(sorted(rec.x0_sources)),
     )
     init = image.convert("RGB") if image is not None else None
-    out = rec.build(tokens, settings, image=result.images[0], init_image=init)
+    extra = {"attention": collector.maps(len(rec.after))} if attention else {}
+    out = rec.build(tokens, settings, image=result.images[0], init_image=init, **extra)
     return out.attach_decoder(pipe.vae)
