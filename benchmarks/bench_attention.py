@@ -67,7 +67,9 @@ def main() -> None:
     print(f"{'trace+attention':>16}: {with_maps * 1000:8.1f} ms  (median)")
     ratio = with_maps / base
     verdict = "meets" if ratio <= BAR else "misses"
-    print(f"ratio of medians {ratio:.3f}x ({verdict} the <= {BAR}x bar); per-round median {per_round:.3f}x")
+    print(
+        f"ratio of medians {ratio:.3f}x ({verdict} the <= {BAR}x bar); per-round median {per_round:.3f}x"
+    )
 
 
 if __name__ == "__main__":
