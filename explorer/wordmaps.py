@@ -76,6 +76,25 @@ def attention_maps(pipe: Any, prompt: str, **trace_kwargs) -> WordMaps:
     return WordMaps.of(run_trace(pipe, prompt, attention=True, **trace_kwargs))
 
 
+def find_token(wm: WordMaps, selector: int | str | None) -> int:
+    """The token a visitor picked: a position (4, "4"), a picker label ("4 · circle") or a word
+    ("circle": its first occurrence); None or "" picks the first word. `ValueError` otherwise."""
+    words = wm.words or [0]
+    if selector is None or (isinstance(selector, str) and not selector.strip()):
+        return words[0]
+    text = str(selector).split("·")[0].strip() if not isinstance(selector, int) else str(selector)
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(wm.tokens):
+            raise ValueError(f"token position {index} out of range: 0 to {len(wm.tokens) - 1}")
+        return index
+    for i, t in enumerate(wm.tokens):
+        if t.removesuffix("</w>").lower() == text.lower():
+            return i
+    known = ", ".join(wm.tokens[i].removesuffix("</w>") for i in wm.words)
+    raise ValueError(f"{selector!r} is not a token of this prompt; its words are: {known}")
+
+
 def token_kinds(tokens: list[str], start: str = START, end: str = END) -> list[str]:
     """'start' for the leading start marker, 'end' for the first end marker, 'pad' after it."""
     kinds, ended = [], False
