@@ -34,9 +34,10 @@ EXPLAIN = (
     "Inside the UNet, every position of the latent *looks at* the prompt's tokens through "
     "cross-attention and takes from each a share that adds up to 1. The heat shows, for one "
     "token, where those shares are large (bright) — averaged over the attention heads and "
-    "layers, for one step or for all steps. The start token (⟨start⟩) usually takes most of the "
-    "attention: it is where a position looks when no word matters to it. ⟨end⟩ and ⟨pad⟩ carry "
-    "a summary of the whole prompt (the text encoder reads left to right)."
+    "layers, for one step or for all steps; each map is stretched to its own range, and the "
+    "numbers give its share of all attention. In large models the start token (⟨start⟩) takes "
+    "most of it: it is where a position looks when no word matters to it. ⟨end⟩ and ⟨pad⟩ "
+    "carry a summary of the whole prompt (the text encoder reads left to right)."
 )
 
 
