@@ -215,3 +215,34 @@ def test_mini_background_does_not_concentrate_at_the_object(mini_position_maps, 
 def test_mini_circle_concentrates_at_its_position(mini_position_maps, position):
     shares = mini_position_maps[position]["circle"]
     assert shares[position] == max(shares.values()), shares
+
+
+# SD 2.x-style layers (linear projections, upcast attention, per-block head sizes) with
+# attention at three resolutions; sizes whose latent does not halve evenly.
+SD2_STYLE_UNET = dict(
+    block_out_channels=(32, 32, 64),
+    layers_per_block=1,
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=32,
+    attention_head_dim=(2, 4, 8),
+    use_linear_projection=True,
+    upcast_attention=True,
+    norm_num_groups=32,
+)
+
+
+@pytest.mark.parametrize("size", [(64, 96), (72, 80)])
+def test_sd2_style_unet_and_uneven_sizes(size):
+    from conftest import TINY_TEXT, TINY_VAE, build_pipe
+
+    pipe = build_pipe(SD2_STYLE_UNET, TINY_VAE, TINY_TEXT)
+    height, width = size
+    t = trace(pipe, PROMPT, steps=2, height=height, width=width, attention=True)
+    ref = plain_image(pipe, PROMPT, num_inference_steps=2, height=height, width=width)
+    assert np.array_equal(np.asarray(t.image), ref)
+    assert t.attention.shape == (77, 2, height // 8, width // 8)
+    assert torch.allclose(t.attention.sum(0), torch.ones(2, height // 8, width // 8), atol=1e-5)
