@@ -15,6 +15,7 @@ _LAZY = {
     "Trace": "explorer.tracefile",
     "load_pipeline": "explorer.models",
     "SCHEDULERS": "explorer.schedulers",
+    "attention_maps": "explorer.wordmaps",
 }
 
 __all__ = list(_LAZY)

@@ -23,6 +23,7 @@ on the copy `private_pipeline(pipe, scheduler)` gives, with the settings `run_se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from explorer import decode as dec
+from explorer.attention import capture_attention
 from explorer.models import run_copy
 from explorer.recorder import (  # noqa: F401 - re-exported: the hook API, by capture's name
     Recorder,
@@ -110,6 +112,7 @@ def trace(
     on_step: Callable[[Trace], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     preview: bool = False,
+    attention: bool = False,
 ) -> Trace:
     """Run `pipe` once, exactly as `pipe(...)` would, and return the record of every step.
 
@@ -120,6 +123,8 @@ def trace(
     gets the partial Trace after every step; `should_stop()` returning True cancels between
     steps (the trace then holds the steps run, and the image decoded from the last latent).
     `preview=True` also makes a linear preview of each step's x_0 (`Trace.previews`).
+    `attention=True` also records cross-attention maps (`Trace.attention`, in the final record
+    only; see `explorer.attention`); the image is the same.
     """
     # 1. Check inputs
     if not isinstance(prompt, str) or not isinstance(negative_prompt, str):
@@ -160,11 +165,12 @@ def trace(
             p._interrupt = True  # the copy's flag; the loop skips the remaining steps
         return {}
 
-    # 5. Run the real pipeline with the UNet hook in place
+    # 5. Run the real pipeline with the UNet hook (and attention taps) in place
     call = {"image": image, "strength": strength} if image is not None else {}
     if image is None:
         call.update(height=height, width=width)
-    with recording(pipe, rec):
+    maps = capture_attention(pipe.unet, guided) if attention else contextlib.nullcontext()
+    with recording(pipe, rec), maps as collector:
         result = run(
             prompt,
             negative_prompt=negative_prompt,
@@ -185,5 +191,6 @@ def trace(
         x0_source=rec.x0_source,
     )
     init = image.convert("RGB") if image is not None else None
-    out = rec.build(tokens, settings, image=result.images[0], init_image=init)
+    extra = {"attention": collector.maps(len(rec.after))} if attention else {}
+    out = rec.build(tokens, settings, image=result.images[0], init_image=init, **extra)
     return out.attach_decoder(pipe.vae)

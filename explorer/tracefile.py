@@ -66,6 +66,7 @@ TENSOR_SCHEMA: dict[str, tuple] = {
     "preview_factors": ("C", 3),
     "preview_bias": (3,),
     "init_latents?": ("C", "h", "w"),
+    "attention?": ("L", "T", "h", "w"),
 }
 TENSOR_FIELDS = [k.rstrip("?") for k in TENSOR_SCHEMA]
 
@@ -97,6 +98,8 @@ class Trace:
         seconds: T wall-clock seconds, one per step.
         preview_factors: (C, 3) linear latent -> RGB factors; preview_bias: (3,).
         init_image, init_latents: (C, h, w) for img2img: the start image and its clean latent.
+        attention: (L, T, h, w) cross-attention maps per token and step, averaged over heads and
+            layers (see `explorer.attention`); None unless traced with attention=True.
         previews: per-step linear previews of x_0 when traced with preview=True (not saved).
         decoder: a VAE for `decode(method="vae")` (not saved; attach with `attach_decoder`).
     """
@@ -121,6 +124,7 @@ class Trace:
     preview_bias: torch.Tensor
     init_image: Image.Image | None = None
     init_latents: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
     previews: list[Image.Image] = field(default_factory=list, repr=False, compare=False)
     decoder: Any = field(default=None, repr=False, compare=False)
 
