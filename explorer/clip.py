@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer.embeddings import cosine_matrix, normalize, row_norms
+from explorer.embeddings import cosine_matrix, normalize, pooled, row_norms
 from explorer.models import is_mini, model_folder
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's pixel normalisation
@@ -222,11 +222,10 @@ class Norms:
     logit_scale: float
 
 
-def norms(result: ImageText) -> Norms:
-    """Lengths of the projected vectors of an image x text result, raw and normalised."""
-    t, v = result.text_features, result.image_features
-    return Norms(row_norms(t), row_norms(normalize(t)), row_norms(v), row_norms(normalize(v)),
-                 result.logit_scale)  # fmt: skip
+def norms(text: np.ndarray, image: np.ndarray, scale: float) -> Norms:
+    """Lengths of projected text (M, P) and image (N, P) vectors, raw and normalised."""
+    return Norms(row_norms(text), row_norms(normalize(text)), row_norms(image),
+                 row_norms(normalize(image)), scale)  # fmt: skip
 
 
 def dataset_pairs(n: int, offset: int = 0) -> tuple[list[Image.Image], list[str]]:
@@ -235,3 +234,31 @@ def dataset_pairs(n: int, offset: int = 0) -> tuple[list[Image.Image], list[str]
 
     scenes = [data.sample_scene(s) for s in data.heldout_seeds(n, offset)]
     return [data.render(s) for s in scenes], [data.full_caption(s) for s in scenes]
+
+
+def prompt_vectors(pipe: Any, clip: Clip | None, prompts: list[str]) -> tuple[np.ndarray, str]:
+    """One vector per prompt, and what it is: CLIP's projected text vector when a CLIP is at
+    hand, else the text encoder's pooled state (a pipeline has no text projection)."""
+    if clip is not None:
+        return text_features(
+            clip, prompts
+        ), f"projected text vectors t (P = {clip.model.config.projection_dim}) of {clip.source}"
+    vec = pooled(pipe.text_encoder, pipe.tokenizer, prompts)  # (N, D)
+    return (
+        vec,
+        f"the text encoder's pooled end-token state (D = {vec.shape[1]}, unprojected: no CLIP projection here)",
+    )
+
+
+def generate_images(
+    pipe: Any, captions: list[str], *, seed: int = 0, steps: int = 25, guidance: float = 7.5
+) -> list[Image.Image]:
+    """One image per caption, all from the noise of `seed`, as ONE batched pipeline call."""
+    from explorer.batch import run_batch
+
+    device = pipe.unet.device
+    pairs = [pipe.encode_prompt(c, device, 1, True, "") for c in captions]  # (1, L, D) each
+    pe = torch.cat([p for p, _ in pairs])  # (K, L, D)
+    ne = torch.cat([n for _, n in pairs])  # (K, L, D)
+    traces = run_batch(pipe, pe, ne, [int(seed)] * len(captions), steps=steps, guidance=guidance)
+    return [t.image for t in traces]

@@ -158,3 +158,40 @@ def trajectory_map(
     proj = project(np.concatenate(flat), method, seed, wait)  # (sum S_r, 2)
     ends = np.cumsum([len(f) for f in flat])[:-1]
     return TrajectoryMap(list(labels), np.split(proj.xy, ends), proj)
+
+
+@dataclass
+class MapRuns:
+    """The runs behind a trajectory map: one per (prompt, seed), and their map."""
+
+    traces: list  # list[Trace], prompt-major: prompts[0] with every seed, then prompts[1] ...
+    map: TrajectoryMap
+    what: str  # "latents" (x_t, T+1 points a run) or "x0" (predicted x_0, T points)
+
+
+def map_runs(
+    pipe,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    steps: int = 25,
+    guidance: float = 7.5,
+    what: str = "latents",
+    method: str = "umap",
+    map_seed: int = DEFAULT_SEED,
+    progress=None,
+) -> MapRuns:
+    """Run every prompt with every seed (batched per prompt) and map all their steps together."""
+    from explorer.experiments import compare_seeds
+
+    if what not in ("latents", "x0"):
+        raise ValueError(f"what must be 'latents' or 'x0', got {what!r}")
+    traces, labels = [], []
+    for i, prompt in enumerate(prompts):
+        if progress is not None:
+            progress(i / len(prompts), f"prompt {i + 1} of {len(prompts)}")
+        result = compare_seeds(pipe, prompt, list(seeds), steps=steps, guidance=guidance)
+        traces += [r.trace for r in result.runs]
+        labels += [f"{prompt[:32]} · seed {s}" for s in seeds]
+    stacks = [t.latents.numpy() if what == "latents" else t.x0_pred.numpy() for t in traces]
+    return MapRuns(traces, trajectory_map(stacks, labels, method, map_seed), what)

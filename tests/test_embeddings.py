@@ -108,7 +108,8 @@ def test_untrained_clip_is_rebuilt_the_same_and_leaves_the_rng_alone(mini_clip):
 
 def test_norms_before_and_after_normalisation(mini_clip):
     images, captions = clipmod.dataset_pairs(4)
-    n = clipmod.norms(clipmod.image_text(mini_clip, images, captions))
+    r = clipmod.image_text(mini_clip, images, captions)
+    n = clipmod.norms(r.text_features, r.image_features, r.logit_scale)
     np.testing.assert_allclose(n.text_unit, 1.0)
     np.testing.assert_allclose(n.image_unit, 1.0)
     assert (n.text_raw > 0).all() and not np.allclose(n.text_raw, 1.0)
