@@ -39,6 +39,7 @@ def _umap(n: int, seed: int):
         n_components=2,
         n_neighbors=max(2, min(15, n - 1)),
         min_dist=0.1,
+        n_epochs=200,  # umap's choice for large data; its 500 for small n costs 2.5x, looks alike
         init="spectral" if n >= SPECTRAL_MIN_POINTS else "random",
         random_state=seed,  # deterministic (and so single-threaded)
         n_jobs=1,

@@ -26,6 +26,7 @@ from explorer.controls import (
     validate_int,
 )
 from explorer.lists import parse_numbers
+from explorer.ui import clip_format as fmt
 from explorer.ui.common import AppContext, explain, gpu, pixel_gallery, visitor_errors
 
 TITLE = "CLIP & embeddings"
@@ -83,18 +84,12 @@ def _open_uploads(paths) -> list[Image.Image]:
     return out
 
 
-def _loss_text(r: clipmod.ImageText) -> str:
-    n, m = r.similarity.shape
-    head = (f"**{r.source}** · exp(logit_scale) = **{r.logit_scale:.2f}** (temperature "
-            f"{1 / r.logit_scale:.4f}) · diagonal is the row maximum in **{r.diagonal_hits()} of {min(n, m)}** rows")  # fmt: skip
-    if r.loss is None:
-        return head + f"  \nNo contrastive loss: it needs as many captions as images ({n} vs {m})."
-    mean, i2t, t2i = r.loss
-    return head + (
-        f"  \nContrastive loss = ½·(image→text {i2t:.3f} + text→image {t2i:.3f}) = **{mean:.3f}** "
-        f"(chance: ln {n} = {__import__('math').log(n):.3f}). Each row is a softmax over the "
-        f"{m} captions of logits = {r.logit_scale:.1f} × cosine; the target is the diagonal."
-    )
+def _run_area(button: str, left: str, right: str) -> tuple:
+    """A Run button, a note and two plots side by side."""
+    run = gr.Button(button, variant="primary")
+    note = gr.Markdown()
+    with gr.Row():
+        return run, note, gr.Plot(label=left), gr.Plot(label=right)
 
 
 @gpu
@@ -111,41 +106,24 @@ def create_tab(ctx: AppContext) -> None:
     )
     with gr.Tabs():
         with gr.Tab("Tokens", id="clip-tokens"):
-            explain(
-                "The tokenizer turns a prompt into exactly 77 ids: a start token, the words, an end "
-                "token, then padding; longer prompts are cut. The heatmap compares every token "
-                "state of prompt A (rows) with prompt B (columns). The encoder is causal (token i "
-                "sees only tokens 0..i), so the words both prompts start with get identical states."
-            )
+            explain(fmt.NOTES["tokens"])
             with gr.Row():
                 tok_a = gr.Textbox(label="Prompt A", value=CONTROLS["prompt"].default)
                 tok_b = gr.Textbox(
                     label="Prompt B", value="a large red circle on a white background"
                 )
-            tok_btn = gr.Button("Show tokens", variant="primary")
-            tok_note = gr.Markdown()
-            with gr.Row():
-                tok_norms = gr.Plot(label="token norms")
-                tok_heat = gr.Plot(label="token × token cosine")
-        with gr.Tab("Prompt similarity", id="clip-similarity"):
-            explain(
-                "Cosine similarity of whole prompts, one vector each, and the same vectors as a "
-                "2-D map (PCA for 3 prompts or fewer, where UMAP cannot work)."
+            tok_btn, tok_note, tok_norms, tok_heat = _run_area(
+                "Show tokens", "token norms", "token × token cosine"
             )
+        with gr.Tab("Prompt similarity", id="clip-similarity"):
+            explain(fmt.NOTES["similarity"])
             sim_prompts = gr.Textbox(label=f"Prompts (one a line, up to {MAX_PROMPTS})",
                                      value=DEFAULT_PROMPTS, lines=4)  # fmt: skip
-            sim_btn = gr.Button("Compare prompts", variant="primary")
-            sim_note = gr.Markdown()
-            with gr.Row():
-                sim_heat = gr.Plot(label="prompt × prompt cosine")
-                sim_map = gr.Plot(label="prompt map")
-        with gr.Tab("Image × text", id="clip-image-text"):
-            explain(
-                "As in the CLIP paper: N images (rows) against N captions (columns). Training "
-                "raises the diagonal (matching pairs) and lowers every other cell (the negatives). "
-                "For the Mini model the untrained CLIP (its initialisation, rebuilt from the "
-                "training seed) is shown beside the trained one. A ★ marks each row's largest value."
+            sim_btn, sim_note, sim_heat, sim_map = _run_area(
+                "Compare prompts", "prompt × prompt cosine", "prompt map"
             )
+        with gr.Tab("Image × text", id="clip-image-text"):
+            explain(fmt.NOTES["image_text"])
             with gr.Row():
                 it_source = gr.Radio(SOURCES, value=SOURCES[0], label="Images")
                 it_count = gr.Slider(2, MAX_PAIRS, value=8, step=1, label="How many dataset pairs")
@@ -154,33 +132,18 @@ def create_tab(ctx: AppContext) -> None:
             it_files = gr.File(
                 label="Images to upload", file_count="multiple", file_types=["image"]
             )
-            it_btn = gr.Button("Score images against captions", variant="primary")
-            it_note = gr.Markdown()
-            with gr.Row():
-                it_trained = gr.Plot(label="trained")
-                it_untrained = gr.Plot(label="untrained")
-        with gr.Tab("Norms", id="clip-norms"):
-            explain(
-                "Are the vectors normalised? Not inside the towers: CLIP's projected vectors have "
-                "all sorts of lengths. `CLIPModel.forward` divides each by its length just before "
-                "the dot product, then multiplies by exp(logit_scale). SD's UNet never sees that: "
-                "it attends to the un-normalised token states (after a final LayerNorm)."
+            it_btn, it_note, it_trained, it_untrained = _run_area(
+                "Score images against captions", "trained", "untrained"
             )
+        with gr.Tab("Norms", id="clip-norms"):
+            explain(fmt.NOTES["norms"])
             nm_prompts = gr.Textbox(label=f"Prompts (one a line, up to {MAX_PROMPTS})",
                                     value=DEFAULT_PROMPTS, lines=4)  # fmt: skip
-            nm_btn = gr.Button("Measure", variant="primary")
-            nm_note = gr.Markdown()
-            with gr.Row():
-                nm_text = gr.Plot(label="text vectors")
-                nm_image = gr.Plot(label="image vectors")
-        with gr.Tab("Maps", id="clip-maps"):
-            explain(
-                "Each step of a run is one point in a space of C·h·w numbers (256 for the Mini "
-                "model). Every run (prompts × seeds) is drawn on ONE shared 2-D map, one line per "
-                "run from ○ (start) to ■ (end). Hover a point for its run, step and timestep; move "
-                "the step slider to ring that step on every line and see each run's predicted "
-                "image there. UMAP keeps neighbours near; PCA is the plane of largest variance."
+            nm_btn, nm_note, nm_text, nm_image = _run_area(
+                "Measure", "text vectors", "image vectors"
             )
+        with gr.Tab("Maps", id="clip-maps"):
+            explain(fmt.NOTES["maps"])
             mp_prompts = gr.Textbox(label=f"Prompts (one a line, up to {MAX_MAP_PROMPTS})",
                                     value=DEFAULT_MAP_PROMPTS, lines=2)  # fmt: skip
             with gr.Row():
@@ -207,18 +170,7 @@ def create_tab(ctx: AppContext) -> None:
         b = clean_text("prompt B", b)[0] or a
         pipe = ctx.pipe()
         r = emb.compare_tokens(pipe.text_encoder, pipe.tokenizer, a, b)
-        rows = [f"| {i} | `{t}` | {k} | {r.a.ids[i]} |"
-                for i, (t, k) in enumerate(zip(r.a.tokens, r.a.kinds)) if k != "pad"]  # fmt: skip
-        pads = r.a.kinds.count("pad")
-        note = (
-            ("⚠ " + r.a.warning + "  \n" if r.a.warning else "")
-            + (f"⚠ prompt B: {r.b.warning}  \n" if r.b.warning else "")
-            + f"Prompt A: **{r.a.n_text}** tokens + **{pads}** padding = {r.a.max_length}. "
-            + f"A and B share their first **{r.shared}** tokens: those rows are identical "
-            + "(cosine 1.00 on the diagonal).\n\n| position | token | kind | id |\n|---|---|---|---|\n"
-            + "\n".join(rows)
-            + (f"\n| {r.a.n_text}…{r.a.max_length - 1} | `{r.a.tokens[-1]}` | pad ×{pads} | {r.a.ids[-1]} |" if pads else "")
-        )  # fmt: skip
+        note = fmt.tokens_note(r)
         heat = charts.heatmap_figure(
             r.cosine, charts.numbered(r.a.tokens[: r.a.n_text], 16),
             charts.numbered(r.b.tokens[: r.b.n_text], 16),
@@ -280,11 +232,11 @@ def create_tab(ctx: AppContext) -> None:
                 res.similarity, rows, cols, title, row_images=images, mark_diagonal=True
             )
 
-        note = _loss_text(r)
+        note = fmt.loss_text(r)
         untrained_fig = None
         if clip.mini:
             u = _engine(clipmod.image_text, clipmod.untrained(clip), images, captions)
-            note += "\n\n**Untrained** (same architecture, training seed): " + _loss_text(u)
+            note += "\n\n**Untrained** (same architecture, training seed): " + fmt.loss_text(u)
             untrained_fig = fig(u, "Untrained Mini CLIP (its initialisation)")
         return note, fig(r, f"Trained: {r.source}"), untrained_fig
 
@@ -356,38 +308,14 @@ def create_tab(ctx: AppContext) -> None:
                 + (f" · ⚠ {p.note}" if p.note else "")
                 + (f" · PCA axes hold {p.explained[0]:.0%} and {p.explained[1]:.0%} of the variance" if p.explained else ""))  # fmt: skip
         last = len(runs.map.paths[0]) - 1
-        fig, gallery = _map_view(runs, 0)
+        fig, gallery = fmt.map_view(runs, 0)
         return note, fig, gr.Slider(0, last, value=0, step=1), gallery, runs
 
     @visitor_errors
     def show_step(runs, step):
         if runs is None:
             return gr.skip(), gr.skip()
-        return _map_view(runs, int(step))
-
-    def _map_view(runs: maps.MapRuns, step: int):
-        m, t0 = runs.map, runs.traces[0]
-        T = t0.num_steps
-        hover = []
-        for tr, xy in zip(runs.traces, m.paths):
-            ts = [float(t) for t in tr.timesteps]
-            if runs.what == "latents":
-                hover.append(
-                    ["start: pure noise x_T"]
-                    + [f"after step {s} (t={ts[s - 1]:.0f})" for s in range(1, len(xy))]
-                )
-            else:
-                hover.append([f"x0 predicted at step {s + 1} (t={ts[s]:.0f})" for s in range(len(xy))])  # fmt: skip
-        title = f"{len(runs.traces)} runs on one {m.projection.method.upper()} map ({runs.what})"
-        fig = charts.map_figure(
-            m.labels, m.paths, title, hover=hover, highlight=step, note=m.projection.note
-        )
-        index = min(max(step - (runs.what == "latents"), 0), T - 1)  # the x0 of that step
-        pics = [
-            (tr.decode(steps=[index], what="x0")[0], label)
-            for tr, label in zip(runs.traces, m.labels)
-        ]
-        return fig, pics
+        return fmt.map_view(runs, int(step))
 
     tok_btn.click(tokens, [tok_a, tok_b], [tok_note, tok_norms, tok_heat], api_name="tokens")
     sim_btn.click(similarity, [sim_prompts], [sim_note, sim_heat, sim_map], api_name="similarity")
