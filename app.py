@@ -6,6 +6,8 @@ Options (the environment is read only here, and passed down):
   --device DEVICE      cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)
   --host / --port      where to listen (default 127.0.0.1:7860; on a Space, 0.0.0.0)
   --share              also make a temporary public gradio.live link
+  --clip-model NAME    a CLIP (folder or hub id) to score images with when the model has no vision
+                       tower of its own (default: $EXPLORER_CLIP_MODEL; the Mini SD ships its own)
 Importing this module loads nothing; `build(...)` makes the Blocks, `main()` loads and launches.
 """
 
@@ -36,6 +38,9 @@ def parse_args(argv: list[str] | None = None, env: dict | None = None) -> argpar
         "--port", type=int, default=int(env.get("PORT", 7860)), help="port (default 7860)"
     )
     p.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    p.add_argument("--clip-model", default=env.get("EXPLORER_CLIP_MODEL") or None,
+                   help="CLIP for image x text scores when the model has none (default: "
+                        "$EXPLORER_CLIP_MODEL)")  # fmt: skip
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: half the cores, 1 to 8)")  # fmt: skip
     return p.parse_args(argv)
@@ -56,7 +61,12 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
-def build(model: str | None = None, device: str | None = None, tabs: list[str] | None = None):
+def build(
+    model: str | None = None,
+    device: str | None = None,
+    tabs: list[str] | None = None,
+    clip_model: str | None = None,
+):
     """The app's gr.Blocks for `model` on `device`; the pipeline loads on first use."""
     from explorer.models import MINI_NAME, load_pipeline, mini_size
     from explorer.ui.common import AppContext
@@ -67,6 +77,7 @@ def build(model: str | None = None, device: str | None = None, tabs: list[str] |
         model_name=model or f"{MINI_NAME} (the embedded Mini Stable Diffusion, 64×64)",
         device=device,
         fixed_size=mini_size() if model in (None, "", MINI_NAME) else None,
+        options={"clip_model": clip_model},
     )
     return build_demo(ctx, tabs), ctx
 
@@ -85,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     set_threads(args.threads)
+    from explorer.maps import start_warm_up
     from explorer.models import ModelError
     from explorer.ui.layout import launch_options
 
-    demo, ctx = build(args.model, args.device)
+    start_warm_up()  # UMAP compiles once in the background; PCA stands in until it is done
+    demo, ctx = build(args.model, args.device, clip_model=args.clip_model)
     try:
         ctx.pipe()  # fail now, with a clear message, if the model cannot be loaded
     except ModelError as e:

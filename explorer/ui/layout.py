@@ -15,7 +15,12 @@ import gradio as gr
 from explorer.limits import markdown_limits
 from explorer.ui.common import CSS, RUN_CONCURRENCY, AppContext
 
-TABS = ["explorer.ui.generate", "explorer.ui.experiments", "explorer.ui.attention"]
+TABS = [
+    "explorer.ui.generate",
+    "explorer.ui.experiments",
+    "explorer.ui.attention",
+    "explorer.ui.clip",
+]
 
 MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more finely
 QUEUE_SIZE = 64  # requests waiting at most; more are told the queue is full
