@@ -96,6 +96,17 @@ CONTROLS: dict[str, Control] = {
             "The sampler that turns each noise prediction into the next latent.",
             choices=tuple(SCHEDULERS),
         ),
+        Control(
+            "strength",
+            "Strength",
+            "float",
+            0.6,
+            "img2img only: the share of the schedule re-run from the noised sketch "
+            "(int(steps × strength) steps); 1 starts from almost pure noise.",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.05,
+        ),
     ]
 }
 
@@ -217,6 +228,17 @@ def validate_run(
         scheduler=validate_choice("scheduler", scheduler),
         notes=tuple(notes),
     )
+
+
+def validate_strength(value: Any, steps: int) -> float:
+    """An img2img strength in (0, 1] that runs at least one of `steps` steps."""
+    strength = validate_float("strength", value)
+    if int(steps * strength) < 1:
+        raise ControlError(
+            f"strength {strength:g} with {steps} steps runs no step (int(steps × strength) = 0): "
+            f"raise strength to at least {1 / steps:.3g}, or take more steps"
+        )
+    return strength
 
 
 def token_note(n_tokens: int, max_tokens: int) -> str | None:

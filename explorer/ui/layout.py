@@ -14,7 +14,7 @@ import gradio as gr
 
 from explorer.ui.common import CSS, RUN_CONCURRENCY, AppContext
 
-TABS = ["explorer.ui.generate", "explorer.ui.experiments"]
+TABS = ["explorer.ui.generate", "explorer.ui.experiments", "explorer.ui.sketch", "explorer.ui.forward", "explorer.ui.vae"]
 
 MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more finely
 
