@@ -52,7 +52,7 @@ def create_tab(ctx: AppContext) -> None:
         with gr.Column(scale=2):
             upload, how = picture_inputs()
         with gr.Column(scale=3):
-            prompt, seed = fallback_inputs()
+            prompt, seed = fallback_inputs("forward")
             timesteps = gr.Textbox(
                 label="Timesteps t", value=format_list(forward.DEFAULT_TIMESTEPS),
                 info=describe_limits(**LIMITS),

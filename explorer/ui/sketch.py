@@ -60,13 +60,13 @@ def create_tab(ctx: AppContext) -> StepViews:
             upload = image_upload("…or upload a picture (used instead of the sketch)", height=200)
             how = fit_choice()
         with gr.Column(scale=3):
-            prompt = control_input("prompt", lines=2, value=PROMPT)
-            strength = control_input("strength")
-            steps = control_input("steps")
-            guidance = control_input("guidance")
+            prompt = control_input("prompt", elem_id="sketch-prompt", lines=2, value=PROMPT)
+            strength = control_input("strength", elem_id="sketch-strength")
+            steps = control_input("steps", elem_id="sketch-steps")
+            guidance = control_input("guidance", elem_id="sketch-guidance")
             with gr.Row():
-                seed = control_input("seed")
-                scheduler = control_input("scheduler")
+                seed = control_input("seed", elem_id="sketch-seed")
+                scheduler = control_input("scheduler", elem_id="sketch-scheduler")
             run_btn = gr.Button("Run img2img", variant="primary", elem_id="sketch-run")
             strengths = gr.Textbox(
                 label="Strengths to compare", value=format_list(img2img.DEFAULT_STRENGTHS),

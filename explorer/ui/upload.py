@@ -29,10 +29,11 @@ def picture_inputs() -> tuple[gr.Image, gr.Radio]:
     return upload, fit_choice()
 
 
-def fallback_inputs() -> tuple[gr.Textbox, gr.Number]:
-    """Prompt and seed of the picture generated when nothing is uploaded."""
-    prompt = control_input("prompt", info="Used only when no picture is uploaded.")
-    return prompt, control_input("seed")
+def fallback_inputs(tab: str) -> tuple[gr.Textbox, gr.Number]:
+    """Prompt and seed of the picture generated when nothing is uploaded (ids `{tab}-prompt`...)."""
+    info = "Used only when no picture is uploaded."
+    prompt = control_input("prompt", info=info, elem_id=f"{tab}-prompt")
+    return prompt, control_input("seed", elem_id=f"{tab}-seed")
 
 
 def fit_choice() -> gr.Radio:

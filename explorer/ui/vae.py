@@ -71,7 +71,7 @@ def create_tab(ctx: AppContext) -> None:
         with gr.Column(scale=2):
             upload, how = picture_inputs()
         with gr.Column(scale=3):
-            prompt, seed = fallback_inputs()
+            prompt, seed = fallback_inputs("vae")
             with gr.Row():
                 channel = gr.Dropdown(CHANNELS, value="0", label="Edit: channel")
                 scale = gr.Slider(*SCALE_LIMITS, value=0.0, step=0.25,
