@@ -107,6 +107,17 @@ CONTROLS: dict[str, Control] = {
             maximum=1024,
             step=8,
         ),
+        Control(
+            "strength",
+            "Strength",
+            "float",
+            0.6,
+            "img2img only: the share of the schedule re-run from the noised sketch "
+            "(int(steps × strength) steps); 1 starts from almost pure noise.",
+            minimum=0.0,
+            maximum=1.0,
+            step=0.05,
+        ),
     ]
 }
 
@@ -249,6 +260,17 @@ def validate_run(
         notes=tuple(notes),
         size=validate_size(size, fixed_size),
     )
+
+
+def validate_strength(value: Any, steps: int) -> float:
+    """An img2img strength in (0, 1] that runs at least one of `steps` steps."""
+    strength = validate_float("strength", value)
+    if int(steps * strength) < 1:
+        raise ControlError(
+            f"strength {strength:g} with {steps} steps runs no step (int(steps × strength) = 0): "
+            f"raise strength to at least {1 / steps:.3g}, or take more steps"
+        )
+    return strength
 
 
 def token_note(n_tokens: int, max_tokens: int) -> str | None:

@@ -18,6 +18,9 @@ from explorer.ui.common import CSS, RUN_CONCURRENCY, AppContext
 TABS = [
     "explorer.ui.generate",
     "explorer.ui.experiments",
+    "explorer.ui.sketch",
+    "explorer.ui.forward",
+    "explorer.ui.vae",
     "explorer.ui.attention",
     "explorer.ui.clip",
 ]

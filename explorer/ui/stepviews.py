@@ -46,11 +46,11 @@ def step_captions(trace: Trace, images: list) -> list[tuple]:
     ]
 
 
-def latent_captions(images: list) -> list[tuple]:
-    """Gallery items for the T+1 latents: the starting noise, then the latent after each step."""
-    return [
-        (im, "start · pure noise" if i == 0 else f"after step {i}") for i, im in enumerate(images)
-    ]
+def latent_captions(images: list, img2img: bool = False) -> list[tuple]:
+    """Gallery items for the T+1 latents: the start (pure noise, or img2img's noised picture),
+    then the latent after each step."""
+    start = "start · your picture, noised" if img2img else "start · pure noise"
+    return [(im, start if i == 0 else f"after step {i}") for i, im in enumerate(images)]
 
 
 def tokens_markdown(trace: Trace) -> str:
@@ -184,7 +184,7 @@ class StepViews:
             view,
             gr.Slider(minimum=1, maximum=max(T, 2), value=step, step=1, interactive=T > 1),
             architecture_html(trace),
-            latent_captions(pics.latents),
+            latent_captions(pics.latents, trace.settings.get("mode") == "img2img"),
             step_captions(trace, pics.x0),
             step_captions(trace, pics.noise),
             figures["schedule"],
