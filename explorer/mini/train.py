@@ -30,12 +30,12 @@ class Config:
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl: float = 1e-6  # weight of the KL term (SD used a small one too)
-    decoder_steps: int = 800  # decoder-only fine-tuning after the UNet (latent space unchanged)
+    decoder_steps: int = 4000  # decoder-only fine-tuning after the UNet (latent space unchanged)
     decoder_lr: float = 3e-4
     clip_steps: int = 1000  # contrastive steps, batch clip_batch (+ one hard negative each)
     clip_batch: int = 128
     clip_lr: float = 5e-4
-    unet_steps: int = 3500  # noise-prediction steps, batch unet_batch
+    unet_steps: int = 6500  # noise-prediction steps, batch unet_batch
     unet_batch: int = 128
     unet_lr: float = 4e-4
     unet_pool: int = 40_000  # training images pre-encoded to latents for the UNet
