@@ -220,9 +220,10 @@ def send_raw(client, endpoint: str, inputs: dict):
     """Through gradio's REST API with ASCII-escaped JSON, as a browser sends text that
     gradio_client cannot encode (a lone surrogate); AppError on an error, like the client."""
     api = client.view_api(return_format="dict", print_info=False)
-    names = [p["parameter_name"] for p in api["named_endpoints"][endpoint]["parameters"]]
+    params = api["named_endpoints"][endpoint]["parameters"]
+    data = [inputs.get(p["parameter_name"], p.get("parameter_default")) for p in params]
     url = client.src.rstrip("/") + "/gradio_api/call" + endpoint
-    body = json.dumps({"data": [inputs[n] for n in names]}, ensure_ascii=True)
+    body = json.dumps({"data": data}, ensure_ascii=True)
     with httpx.Client(timeout=None) as http:
         event = http.post(url, content=body, headers={"Content-Type": "application/json"}).json()
         stream = http.get(f"{url}/{event['event_id']}").text

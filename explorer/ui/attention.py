@@ -18,6 +18,7 @@ from explorer import wordmaps
 from explorer.controls import ControlError, validate_run
 from explorer.ui.common import (
     RUN_CONCURRENCY,
+    VIEW_CONCURRENCY,
     AppContext,
     explain,
     gpu,
@@ -171,4 +172,5 @@ def create_tab(ctx: AppContext) -> None:
         show_progress_on=[numbers],
     )
     for control in (token, step, all_steps):
-        control.input(rerender, [state, token, step, all_steps], views, api_visibility="private")
+        control.input(rerender, [state, token, step, all_steps], views, api_visibility="private",
+                      concurrency_limit=VIEW_CONCURRENCY, concurrency_id="views")  # fmt: skip

@@ -27,7 +27,15 @@ from explorer.controls import (
 )
 from explorer.lists import parse_numbers
 from explorer.ui import clip_format as fmt
-from explorer.ui.common import AppContext, explain, gpu, pixel_gallery, visitor_errors
+from explorer.ui.common import (
+    RUN_CONCURRENCY,
+    VIEW_CONCURRENCY,
+    AppContext,
+    explain,
+    gpu,
+    pixel_gallery,
+    visitor_errors,
+)
 
 TITLE = "CLIP & embeddings"
 MAX_PROMPTS = 8  # prompts in the similarity and norms views
@@ -317,16 +325,17 @@ def create_tab(ctx: AppContext) -> None:
             return gr.skip(), gr.skip()
         return fmt.map_view(runs, int(step))
 
-    tok_btn.click(tokens, [tok_a, tok_b], [tok_note, tok_norms, tok_heat], api_name="tokens")
-    sim_btn.click(similarity, [sim_prompts], [sim_note, sim_heat, sim_map], api_name="similarity")
+    tok_btn.click(tokens, [tok_a, tok_b], [tok_note, tok_norms, tok_heat], api_name="tokens", concurrency_limit=RUN_CONCURRENCY, concurrency_id="run")  # fmt: skip
+    sim_btn.click(similarity, [sim_prompts], [sim_note, sim_heat, sim_map], api_name="similarity", concurrency_limit=RUN_CONCURRENCY, concurrency_id="run")  # fmt: skip
     it_btn.click(image_text, [it_source, it_count, it_captions, it_files],
                  [it_note, it_trained, it_untrained], api_name="image_text", concurrency_limit=1,
                  concurrency_id="clip")  # fmt: skip
-    nm_btn.click(norms, [nm_prompts], [nm_note, nm_text, nm_image], api_name="norms")
+    nm_btn.click(norms, [nm_prompts], [nm_note, nm_text, nm_image], api_name="norms", concurrency_limit=RUN_CONCURRENCY, concurrency_id="run")  # fmt: skip
     mp_btn.click(run_map, [mp_prompts, mp_seeds, mp_steps, mp_guidance, mp_what, mp_method, mp_seed],
                  [mp_note, mp_plot, mp_step, mp_images, mp_state], api_name="maps", concurrency_limit=1,
                  concurrency_id="clip")  # fmt: skip
-    mp_step.release(show_step, [mp_state, mp_step], [mp_plot, mp_images], api_visibility="private")
+    mp_step.release(show_step, [mp_state, mp_step], [mp_plot, mp_images], api_visibility="private",
+                   concurrency_limit=VIEW_CONCURRENCY, concurrency_id="views")  # fmt: skip
 
 
 def validate_int_range(name: str, value, lo: int, hi: int) -> int:

@@ -15,7 +15,15 @@ import gradio as gr
 from explorer import forward
 from explorer.controls import validate_int
 from explorer.lists import describe_limits, format_list, parse_numbers
-from explorer.ui.common import AppContext, explain, gpu, pixel_gallery, pixel_image, visitor_errors
+from explorer.ui.common import (
+    RUN_CONCURRENCY,
+    AppContext,
+    explain,
+    gpu,
+    pixel_gallery,
+    pixel_image,
+    visitor_errors,
+)
 from explorer.ui.upload import fallback_inputs, picture, picture_inputs
 
 TITLE = "Forward process"
@@ -89,4 +97,4 @@ def create_tab(ctx: AppContext) -> None:
 
     outputs = [status, clean, table, latents, decoded, blurred, masked]
     button.click(add_noise, [upload, how, prompt, timesteps, seed], outputs, api_name="forward",
-                 concurrency_id="run")  # fmt: skip
+                 concurrency_limit=RUN_CONCURRENCY, concurrency_id="run")  # fmt: skip

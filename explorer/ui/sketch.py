@@ -16,6 +16,7 @@ from explorer.controls import validate_run, validate_strength
 from explorer.lists import describe_limits, format_list, parse_numbers
 from explorer.ui.common import (
     RUN_CONCURRENCY,
+    VIEW_CONCURRENCY,
     AppContext,
     explain,
     gpu,
@@ -155,5 +156,6 @@ def create_tab(ctx: AppContext) -> StepViews:
     sweep_inputs = [sketch, upload, how, prompt, strengths, steps, guidance, seed, scheduler]
     sweep_btn.click(strength_sweep, sweep_inputs, [sweep, status, runs], api_name="strength_sweep",
                     concurrency_limit=SWEEP_CONCURRENCY, concurrency_id="experiments")  # fmt: skip
-    sweep.select(open_run, [runs], views.outputs, api_visibility="private")
+    sweep.select(open_run, [runs], views.outputs, api_visibility="private",
+                 concurrency_limit=VIEW_CONCURRENCY, concurrency_id="views")  # fmt: skip
     return views

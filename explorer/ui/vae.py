@@ -10,7 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer import vae
-from explorer.ui.common import AppContext, explain, pixel_image, visitor_errors
+from explorer.ui.common import RUN_CONCURRENCY, AppContext, explain, pixel_image, visitor_errors
 from explorer.ui.upload import fallback_inputs, picture, picture_inputs
 
 TITLE = "Latent space"
@@ -96,4 +96,5 @@ def create_tab(ctx: AppContext) -> None:
 
     inputs = [upload, how, prompt, seed, channel, scale]
     outputs = [status, original, reconstruction, edited, channels, numbers]
-    button.click(encode_decode, inputs, outputs, api_name="vae", concurrency_id="run")
+    button.click(encode_decode, inputs, outputs, api_name="vae", concurrency_limit=RUN_CONCURRENCY,
+                 concurrency_id="run")  # fmt: skip
