@@ -32,8 +32,8 @@ from explorer.ui.common import (
     VIEW_CONCURRENCY,
     AppContext,
     explain,
-    gpu,
     pixel_gallery,
+    run_engine,
     visitor_errors,
 )
 
@@ -98,12 +98,6 @@ def _run_area(button: str, left: str, right: str) -> tuple:
     note = gr.Markdown()
     with gr.Row():
         return run, note, gr.Plot(label=left), gr.Plot(label=right)
-
-
-@gpu
-def _engine(fn, *args, **kwargs):
-    """An engine call that runs the model (on a ZeroGPU Space this is the GPU function)."""
-    return fn(*args, **kwargs)
 
 
 def create_tab(ctx: AppContext) -> None:
@@ -190,7 +184,7 @@ def create_tab(ctx: AppContext) -> None:
     def similarity(text):
         prompts = prompt_lines(text, "prompts", MAX_PROMPTS)
         clip, _ = _find_clip(ctx)
-        vectors, what = _engine(clipmod.prompt_vectors, ctx.pipe(), clip, prompts)
+        vectors, what = run_engine(clipmod.prompt_vectors, ctx.pipe(), clip, prompts)
         labels = charts.numbered(prompts, 28)
         heat = charts.heatmap_figure(emb.cosine_matrix(vectors), labels, labels,
                                      "Prompt × prompt cosine")  # fmt: skip
@@ -223,13 +217,13 @@ def create_tab(ctx: AppContext) -> None:
             if not typed:
                 raise ControlError("captions: type the captions to generate images from")
             captions = typed
-            images = _engine(clipmod.generate_images, ctx.pipe(), captions)
+            images = run_engine(clipmod.generate_images, ctx.pipe(), captions)
         else:
             images = _open_uploads(files)
             if not typed:
                 raise ControlError("captions: type one caption a line for the uploaded images")
             captions = typed
-        r = _engine(clipmod.image_text, clip, images, captions)
+        r = run_engine(clipmod.image_text, clip, images, captions)
         rows, cols = (
             charts.numbered([f"image {i + 1}" for i in range(len(images))]),
             charts.numbered(captions, 30),
@@ -243,7 +237,7 @@ def create_tab(ctx: AppContext) -> None:
         note = fmt.loss_text(r)
         untrained_fig = None
         if clip.mini:
-            u = _engine(clipmod.image_text, clipmod.untrained(clip), images, captions)
+            u = run_engine(clipmod.image_text, clipmod.untrained(clip), images, captions)
             note += "\n\n**Untrained** (same architecture, training seed): " + fmt.loss_text(u)
             untrained_fig = fig(u, "Untrained Mini CLIP (its initialisation)")
         return note, fig(r, f"Trained: {r.source}"), untrained_fig
@@ -307,7 +301,7 @@ def create_tab(ctx: AppContext) -> None:
         if what not in ("latents", "x0") or method not in ("umap", "pca"):
             raise ControlError("points must be 'latents' or 'x0'; map must be 'umap' or 'pca'")
         map_seed = validate_int_range("map seed", map_seed, 0, 2**32 - 1)
-        runs = _engine(maps.map_runs, ctx.pipe(), prompts, seeds, steps=steps, guidance=guidance, what=what,
+        runs = run_engine(maps.map_runs, ctx.pipe(), prompts, seeds, steps=steps, guidance=guidance, what=what,
                        method=method, map_seed=map_seed,
                        progress=lambda f, d: progress(f, desc=d))  # fmt: skip
         p = runs.map.projection

@@ -97,6 +97,12 @@ def gpu(fn: Callable) -> Callable:
     return spaces.GPU(fn)
 
 
+@gpu
+def run_engine(fn: Callable, *args, **kwargs):
+    """An engine call that runs the model (on a ZeroGPU Space this is the GPU function)."""
+    return fn(*args, **kwargs)
+
+
 def visitor_errors(fn: Callable) -> Callable:
     """Turn known input errors into a plain `gr.Error`; hide anything else's traceback.
 

@@ -27,9 +27,9 @@ from explorer.ui.common import (
     AppContext,
     StopFlags,
     explain,
-    gpu,
     pixel_gallery,
     pixel_image,
+    run_engine,
     session_key,
     visitor_errors,
 )
@@ -126,12 +126,6 @@ def _progress(progress) -> Callable[[float, str], None]:
     return report
 
 
-@gpu
-def _run(fn, *args, **kwargs):
-    """The engine call (on a ZeroGPU Space this is the GPU function)."""
-    return fn(*args, **kwargs)
-
-
 def _settings_inputs() -> list:
     """The shared base settings, built from the controls registry (raw values reach
     `validate_run`, so a bad one gets a message naming it)."""
@@ -211,7 +205,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         flag = flags.start(key)
         try:
             with capture.stop_when(flag.is_set):
-                result = _run(fn, *args, **kwargs)
+                result = run_engine(fn, *args, **kwargs)
             stopped = flag.is_set()
         except Stopped:
             stopped = True

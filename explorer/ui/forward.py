@@ -19,9 +19,9 @@ from explorer.ui.common import (
     RUN_CONCURRENCY,
     AppContext,
     explain,
-    gpu,
     pixel_gallery,
     pixel_image,
+    run_engine,
     visitor_errors,
 )
 from explorer.ui.upload import fallback_inputs, picture, picture_inputs
@@ -34,12 +34,6 @@ INTRO = (
     "VAE decodes from it, and its signal-to-noise ratio **SNR = ᾱ_t / (1 − ᾱ_t)**. The noise is "
     "drawn once from the seed and reused at every t, as img2img does."
 )
-
-
-@gpu
-def _run(fn, *args, **kwargs):
-    """The engine call (on a ZeroGPU Space this is the GPU function)."""
-    return fn(*args, **kwargs)
 
 
 def snr_table(result: forward.ForwardResult) -> str:
@@ -83,7 +77,7 @@ def create_tab(ctx: AppContext) -> None:
         seed = validate_int("seed", seed)
         pipe = ctx.pipe()
         image, note = picture(pipe, upload, how, prompt, seed)
-        r = _run(forward.forward_process, pipe, image, ts, seed=seed)
+        r = run_engine(forward.forward_process, pipe, image, ts, seed=seed)
         cap = lambda s: f"t={s.t} · SNR {s.snr:.3g}"  # noqa: E731
         return (
             f"{note}Noised to {len(r.steps)} timesteps of {r.num_train_timesteps}.",

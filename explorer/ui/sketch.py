@@ -19,9 +19,9 @@ from explorer.ui.common import (
     VIEW_CONCURRENCY,
     AppContext,
     explain,
-    gpu,
     pixel_gallery,
     pixel_image,
+    run_engine,
     visitor_errors,
 )
 from explorer.ui.inputs import control_input
@@ -39,12 +39,6 @@ INTRO = (
     "strength 1 starts from almost pure noise and ignores it. The step views below show only the "
     "steps that ran; their first latent is your noised sketch, not pure noise."
 )
-
-
-@gpu
-def _run(fn, *args, **kwargs):
-    """The engine call (on a ZeroGPU Space this is the GPU function)."""
-    return fn(*args, **kwargs)
 
 
 def create_tab(ctx: AppContext) -> StepViews:
@@ -109,7 +103,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         value = validate_strength(strength, kw["steps"])
         total = img2img.steps_run(kw["steps"], value)
         tick = lambda t: progress((t.num_steps, total), desc="denoising")  # noqa: E731
-        tr = _run(img2img.sketch_to_image, pipe, loaded.image, text, strength=value,
+        tr = run_engine(img2img.sketch_to_image, pipe, loaded.image, text, strength=value,
                   on_step=tick, **kw)  # fmt: skip
         t0 = float(tr.timesteps[0])
         done = (
@@ -137,7 +131,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         values = parse_numbers(strengths_text, name="strengths", **SWEEP_LIMITS)
         for v in values:
             validate_strength(v, kw["steps"])
-        result = _run(img2img.strength_sweep, pipe, loaded.image, text, values,
+        result = run_engine(img2img.strength_sweep, pipe, loaded.image, text, values,
                       progress=lambda f, what: progress(f, desc=what), **kw)  # fmt: skip
         gallery = [(loaded.image, "your picture")] + [(r.image, r.label) for r in result]
         note = (
