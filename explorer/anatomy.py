@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from explorer import decode as dec
+from explorer import threads
 from explorer.tracefile import TENSOR_FIELDS, Trace
 
 
@@ -28,12 +29,13 @@ class RunPictures:
 
 
 def run_pictures(trace: Trace, method: str | None = None) -> RunPictures:
-    """Decode the whole run: with the VAE in one batched pass when one is attached, else linear."""
+    """Decode the whole run: with the VAE in one batched pass when one is attached (bfloat16 where
+    the CPU has it, see `decode.vae_decode`), else linear."""
     if method is None:
         method = "vae" if trace.decoder is not None else "preview"
     if method == "vae":
         both = torch.cat([trace.latents, trace.x0_pred])  # (2T+1, C, h, w)
-        images = dec.vae_decode(trace.decoder, both, batch_size=len(both))
+        images = dec.vae_decode(trace.decoder, both, batch_size=len(both), fast=True)
         latents, x0 = images[: len(trace.latents)], images[len(trace.latents) :]
     else:
         latents = trace.decode(what="latents", method="preview")
@@ -53,20 +55,23 @@ class StepDecoder:
         self.latents: list[Image.Image] = []  # x_T, x after step 1, ...
         self.x0: list[Image.Image] = []
 
-    def update(self, trace: Trace) -> None:
-        """Decode the latents and x0 predictions not decoded yet, in one batch."""
+    def update(self, trace: Trace, at_least: int = 1) -> None:
+        """Decode the latents and x0 predictions not decoded yet, in one batch, once there are
+        `at_least` of them (bigger batches: less per-call overhead beside the running UNet)."""
         new_latents = trace.latents[len(self.latents) :]  # (n, C, h, w)
         new_x0 = trace.x0_pred[len(self.x0) :]  # (m, C, h, w)
         both = torch.cat([new_latents, new_x0])
-        if len(both) == 0:
+        if len(both) < max(1, at_least):
             return
-        images = dec.vae_decode(self.vae, both, batch_size=len(both))
+        images = dec.vae_decode(self.vae, both, batch_size=len(both), fast=True)
         self.latents += images[: len(new_latents)]
         self.x0 += images[len(new_latents) :]
 
     def finish(self, trace: Trace) -> RunPictures:
-        """All pictures of the final (possibly cancelled, so shorter) trace."""
-        self.update(trace)
+        """All pictures of the final (possibly cancelled, so shorter) trace; the run is over, so
+        what is left decodes with every core when nothing else runs."""
+        with threads.wide():
+            self.update(trace)
         T = trace.num_steps
         noise = trace.decode(what="noise")
         return RunPictures(self.latents[: T + 1], self.x0[:T], noise, "vae")

@@ -23,9 +23,11 @@ import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils.torch_utils import randn_tensor
 
-from explorer import capture
+from explorer import capture, threads
 from explorer import decode as dec
 from explorer.tracefile import Trace
+
+WIDE_BATCH = 4  # items from which a batch is worth every core
 
 
 def latent_shape(pipe: Any, height: int | None = None, width: int | None = None) -> tuple:
@@ -91,8 +93,10 @@ def run_batch(
             p._interrupt = True  # the copy's flag; the loop skips the remaining steps
         return {}
 
-    # 4. The real pipeline call, recorded through capture's hook API
-    with capture.recording(pipe, rec):
+    # 4. The real pipeline call, recorded through capture's hook API; a big batch alone on the
+    #    machine gets every core (see explorer.threads)
+    cores = threads.wide() if k >= WIDE_BATCH else threads.tracked()
+    with cores, capture.recording(pipe, rec):
         result = run(
             prompt_embeds=prompt_embeds.to(pipe.unet.device, pipe.unet.dtype),
             negative_prompt_embeds=(

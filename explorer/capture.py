@@ -37,6 +37,7 @@ from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from explorer import decode as dec
+from explorer import threads
 from explorer.attention import capture_attention
 from explorer.models import run_copy
 from explorer.recorder import (  # noqa: F401 - re-exported: the hook API, by capture's name
@@ -170,7 +171,7 @@ def trace(
     if image is None:
         call.update(height=height, width=width)
     maps = capture_attention(pipe.unet, guided) if attention else contextlib.nullcontext()
-    with recording(pipe, rec), maps as collector:
+    with threads.tracked(), recording(pipe, rec), maps as collector:
         result = run(
             prompt,
             negative_prompt=negative_prompt,

@@ -11,6 +11,7 @@ ComfyUI / AUTOMATIC1111. The factors F for SD 1.x are published; for another VAE
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from pathlib import Path
@@ -38,16 +39,33 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray((im * 255).round().astype("uint8")) for im in x]
 
 
+def bf16_native(device: torch.device | str) -> bool:
+    """Whether this is a CPU with native bfloat16 arithmetic (AVX512-BF16 or AMX)."""
+    if torch.device(device).type != "cpu":
+        return False
+    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    return bool(check and check())
+
+
 @torch.no_grad()
-def vae_decode(vae: Any, latents: torch.Tensor, batch_size: int = 8) -> list[Image.Image]:
-    """Decode (N, C, h, w) scaled latents with a VAE (AutoencoderKL or AutoencoderTiny), in batches."""
+def vae_decode(
+    vae: Any, latents: torch.Tensor, batch_size: int = 8, fast: bool = False
+) -> list[Image.Image]:
+    """Decode (N, C, h, w) scaled latents with a VAE (AutoencoderKL or AutoencoderTiny), in batches.
+
+    `fast`: on a CPU with native bfloat16 arithmetic, decode under bfloat16 autocast (about twice
+    as fast, pixels within a few 255ths of float32) - for the step galleries, never the final
+    image, which is the pipeline's own decode."""
     scale = getattr(vae.config, "scaling_factor", 1.0) or 1.0
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     param = next(vae.parameters())
+    low = fast and param.dtype == torch.float32 and bf16_native(param.device)
+    precision = torch.autocast("cpu", torch.bfloat16) if low else contextlib.nullcontext()
     images: list[Image.Image] = []
     for start in range(0, latents.shape[0], batch_size):
         z = latents[start : start + batch_size].to(param.device, param.dtype)  # (b, C, h, w)
-        x = vae.decode(z / scale + shift, return_dict=False)[0]  # (b, 3, H, W)
+        with precision:
+            x = vae.decode(z / scale + shift, return_dict=False)[0]  # (b, 3, H, W)
         images += to_pil(x)
     return images
 

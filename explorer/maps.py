@@ -15,7 +15,9 @@ Both are deterministic: PCA has a sign convention, UMAP gets a fixed `random_sta
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,9 +48,19 @@ def _umap(n: int, seed: int):
     )
 
 
+def lower_priority() -> None:
+    """Make the calling thread yield the CPU to every other one (Linux: nice 19 for this thread
+    only), so a background warm-up never slows a visitor's run down."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
+
+
 def warm_up() -> None:
     """Import umap and fit once (compiles its numba code); sets `umap_ready()`."""
     global warm_up_error
+    start = time.perf_counter()
     try:
         rng = np.random.default_rng(0)
         for n in (SPECTRAL_MIN_POINTS + 48, UMAP_MIN_POINTS + 4):  # both init paths
@@ -58,6 +70,12 @@ def warm_up() -> None:
         log.exception("UMAP warm-up failed; maps use PCA")
         return
     _ready.set()
+    log.info("UMAP warm-up done in %.1f s", time.perf_counter() - start)
+
+
+def _warm_up_behind() -> None:
+    lower_priority()
+    warm_up()
 
 
 def start_warm_up() -> threading.Thread:
@@ -65,7 +83,7 @@ def start_warm_up() -> threading.Thread:
     global _thread
     with _started:
         if _thread is None:
-            _thread = threading.Thread(target=warm_up, name="umap-warm-up", daemon=True)
+            _thread = threading.Thread(target=_warm_up_behind, name="umap-warm-up", daemon=True)
             _thread.start()
         return _thread
 

@@ -85,3 +85,24 @@ def test_map_and_norm_charts():
     assert [d.name for d in fig.data] == ["start", "word", "end", "pad"]
     fig = charts.norms_figure({"raw": [3, 4], "normalised": [1, 1]}, ["a", "b"], "norms")
     assert len(fig.data) == 2
+
+
+def test_warm_up_thread_yields_the_cpu_and_only_itself():
+    import os
+    import sys
+    import threading
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread priority is Linux only")
+    seen = {}
+
+    def background():
+        maps.lower_priority()
+        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    t = threading.Thread(target=background)
+    t.start()
+    t.join()
+    assert seen["thread"] == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before

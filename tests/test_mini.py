@@ -63,6 +63,19 @@ def test_judge_reads_true_images():
     assert all(r.background == s.background for r, s in zip(readings, scenes))
     assert sum(r.colour == s.colour for r, s in zip(readings, scenes)) >= 98
     assert sum(r.position == s.position for r, s in zip(readings, scenes)) >= 98
+    assert sum(r.shape == s.shape for r, s in zip(readings, scenes)) >= 98
+
+
+def test_judge_reads_the_shape_whatever_its_colours_and_size():
+    from dataclasses import replace
+
+    base = data.Scene("circle", "red", "blue", "large", "center", 32.0, 32.0, 13.0)
+    for shape in data.SHAPES:
+        for colour, background in (("yellow", "white"), ("black", "purple")):
+            for radius, (cx, cy) in ((7.0, (18.0, 46.0)), (13.0, (33.5, 30.5))):
+                scene = replace(base, shape=shape, colour=colour, background=background,
+                                radius=radius, cx=cx, cy=cy)  # fmt: skip
+                assert judge.read(data.render(scene)).shape == shape, scene
 
 
 def test_hard_negative_changes_exactly_one_word():

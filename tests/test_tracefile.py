@@ -169,3 +169,21 @@ def test_picture_helpers():
     assert decode.channels_to_image(z[0], scale=1).size == (32, 8)
     grid = decode.image_grid([decode.linear_preview(z, factors, scale=1)], pad=1)
     assert grid.size == (3 * 9 + 1, 10)
+
+
+def test_fast_gallery_decode_is_close_to_float32(mini_pipe):
+    """The step galleries' bfloat16 decode (where the CPU has it) stays within 8/255 of float32 on
+    real run latents; without native bfloat16 it is the float32 decode itself."""
+    from explorer import anatomy, capture
+    from explorer import decode as dec
+
+    t = capture.trace(mini_pipe, "a large red circle on a blue background", steps=6, seed=3)
+    both = torch.cat([t.latents, t.x0_pred])  # (2T+1, C, h, w)
+    exact = np.stack([np.asarray(im, int) for im in dec.vae_decode(mini_pipe.vae, both)])
+    fast = np.stack([np.asarray(im, int) for im in dec.vae_decode(mini_pipe.vae, both, fast=True)])
+    worst = np.abs(fast - exact).max()
+    assert worst <= 8
+    if not dec.bf16_native("cpu"):
+        assert worst == 0
+    pics = anatomy.run_pictures(t)  # the views' decode: the fast one
+    assert np.abs(np.asarray(pics.x0[-1], int) - exact[len(t.latents) + t.num_steps - 1]).max() <= 8

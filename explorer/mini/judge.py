@@ -2,7 +2,8 @@
 
 Used to score prompt following without the UNet: border pixels give the background colour; pixels
 that differ from it give the shape colour and its centroid (nearest cell of the 3x3 grid); the
-shape comes from the Mini CLIP's zero-shot choice among captions that differ only in the shape.
+shape is the one of the five outlines that, drawn with the same area and centroid, overlaps the
+pixels best (``shape``). The Mini CLIP's zero-shot choice (``zero_shot``) is scored separately.
 """
 
 from __future__ import annotations
@@ -23,6 +24,42 @@ def nearest_colour(rgb: np.ndarray) -> str:
     return NAMES[int(np.argmin(((PALETTE - rgb) ** 2).sum(axis=1)))]
 
 
+def coverage(a: np.ndarray, background: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Per pixel, how far it lies from the background colour towards the shape colour, in [0, 1]."""
+    axis = colour - background  # (3,)
+    t = ((a - background) @ axis) / max(float(axis @ axis), 1e-6)  # (64, 64)
+    return np.clip(t, 0.0, 1.0)
+
+
+def _outline(shape: str, cx: float, cy: float, radius: float) -> np.ndarray:
+    """Coverage (64, 64) of one shape drawn anti-aliased as the dataset draws it."""
+    scene = data.Scene(shape, "white", "black", "small", "center", cx, cy, radius)
+    return np.asarray(data.render(scene), dtype=np.float32)[..., 0] / 255.0
+
+
+def _centroid(w: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(w.shape)
+    total = max(float(w.sum()), 1e-6)
+    return float((xs * w).sum() / total), float((ys * w).sum() / total)
+
+
+def shape(cover: np.ndarray) -> str:
+    """The shape whose outline, scaled to the same area and moved to the same centroid as the
+    ``cover`` map (64, 64), differs from it least (sum of absolute differences)."""
+    area = float(cover.sum())
+    cx, cy = _centroid(cover)
+    best, best_err = data.SHAPES[0], float("inf")
+    for name in data.SHAPES:
+        unit = _outline(name, 32.0, 32.0, 10.0)  # area and centroid offset at radius 10
+        r = 10.0 * (area / max(float(unit.sum()), 1e-6)) ** 0.5
+        ux, uy = _centroid(unit)
+        dx, dy = (ux - 32.0) * r / 10.0, (uy - 32.0) * r / 10.0  # centroid minus drawing centre
+        err = float(np.abs(_outline(name, cx - dx, cy - dy, r) - cover).sum())
+        if err < best_err:
+            best, best_err = name, err
+    return best
+
+
 @dataclass
 class Reading:
     background: str
@@ -31,6 +68,7 @@ class Reading:
     cx: float | None
     cy: float | None
     area: int  # pixels that differ from the background
+    shape: str | None = None  # the best-matching outline (``shape``)
 
 
 def read(image: Image.Image, threshold: float = 60.0) -> Reading:
@@ -49,7 +87,8 @@ def read(image: Image.Image, threshold: float = 60.0) -> Reading:
     grid = np.array(data.GRID)
     col, row = int(np.argmin(abs(grid - cx))), int(np.argmin(abs(grid - cy)))
     position = next(p for p, cr in data.POSITIONS.items() if cr == (col, row))
-    return Reading(background, colour, position, cx, cy, int(mask.sum()))
+    cover = coverage(a, PALETTE[NAMES.index(background)], np.median(a[mask], axis=0))
+    return Reading(background, colour, position, cx, cy, int(mask.sum()), shape(cover))
 
 
 @torch.no_grad()

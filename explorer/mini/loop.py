@@ -46,6 +46,15 @@ class Checkpoint:
         tmp.replace(self.path)
 
 
+def optimize(opt: torch.optim.Optimizer, params, loss: torch.Tensor) -> float:
+    """One optimizer step on `loss`, gradients clipped to norm 1; returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return loss.item()
+
+
 def train_loop(name, total, step_fn, ckpt, objs, cfg, metrics):
     """Run ``step_fn(step) -> loss`` from the checkpointed step to ``total``, with progress."""
     start = ckpt.load(**objs)

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from explorer.mini import architecture as arch
 from explorer.mini import data
-from explorer.mini.loop import EMA, Checkpoint, autocast, lr_at, train_loop
+from explorer.mini.loop import EMA, Checkpoint, autocast, lr_at, optimize, train_loop
 
 
 @dataclass
@@ -35,6 +35,8 @@ class Config:
     clip_steps: int = 1000  # contrastive steps, batch clip_batch (+ one hard negative each)
     clip_batch: int = 128
     clip_lr: float = 5e-4
+    vision_steps: int = 1500  # CLIP image tower + projections, text tower frozen (see train_vision)
+    vision_lr: float = 3e-4
     unet_steps: int = 6500  # noise-prediction steps, batch unet_batch
     unet_batch: int = 128
     unet_lr: float = 4e-4
@@ -62,11 +64,7 @@ def train_vae(cfg: Config, work: Path, device: torch.device, metrics: dict) -> N
             recon = vae.decode(post.sample()).sample.float()  # (B, 3, 64, 64)
         kl = post.kl().mean() / x[0].numel()
         loss = F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x) + cfg.vae_kl * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        return loss.item()
+        return optimize(opt, vae.parameters(), loss)
 
     train_loop(
         "vae", cfg.vae_steps, step_fn, Checkpoint(work, "vae"), dict(vae=vae, opt=opt), cfg, metrics
@@ -95,11 +93,7 @@ def train_decoder(cfg: Config, work: Path, device: torch.device, metrics: dict) 
         with autocast(device):
             recon = vae.decode(z).sample.float()
         loss = F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        return loss.item()
+        return optimize(opt, params, loss)
 
     objs = dict(vae=vae, opt=opt)
     train_loop(
@@ -107,7 +101,15 @@ def train_decoder(cfg: Config, work: Path, device: torch.device, metrics: dict) 
     )
 
 
-def clip_loss(model, tokenizer, images, captions, negatives, device) -> torch.Tensor:
+def caption_batch(first_seed: int, n: int):
+    """Images (n, 3, 64, 64) as a tensor, their captions, scenes and one hard negative each."""
+    seeds = list(range(first_seed, first_seed + n))
+    images, captions, scenes = data.batch(seeds)
+    negatives = [data.hard_negative(s, sc) for s, sc in zip(seeds, scenes)]
+    return torch.from_numpy(images), captions, scenes, negatives
+
+
+def clip_loss(model, tokenizer, images, captions, negatives, device, v=None) -> torch.Tensor:
     """CLIP's symmetric contrastive loss, with one hard-negative caption per image.
 
     image -> text: each image picks its caption among the batch's B captions and B hard negatives;
@@ -117,8 +119,9 @@ def clip_loss(model, tokenizer, images, captions, negatives, device) -> torch.Te
         captions + negatives, padding="max_length", truncation=True, return_tensors="pt"
     )
     t = model.get_text_features(input_ids=texts.input_ids.to(device)).pooler_output  # (2B, P)
-    v = model.get_image_features(pixel_values=images).pooler_output  # (B, P)
-    t, v = F.normalize(t.float(), dim=-1), F.normalize(v.float(), dim=-1)
+    if v is None:  # (B, P), normalized
+        v = F.normalize(model.get_image_features(pixel_values=images).pooler_output.float(), dim=-1)
+    t = F.normalize(t.float(), dim=-1)
     scale = model.logit_scale.exp().clamp(max=100)
     logits = scale * v @ t.T  # (B, 2B)
     target = torch.arange(len(captions), device=device)
@@ -135,23 +138,71 @@ def train_clip(cfg: Config, work: Path, device: torch.device, metrics: dict) -> 
     offset = 500_000_000  # other training seeds than the VAE's first ones (any < HELDOUT_START)
 
     def step_fn(step: int) -> float:
-        seeds = list(range(offset + step * cfg.clip_batch, offset + (step + 1) * cfg.clip_batch))
-        images, captions, scenes = data.batch(seeds)
-        negatives = [data.hard_negative(s, sc) for s, sc in zip(seeds, scenes)]
+        pixels, captions, _, negatives = caption_batch(
+            offset + step * cfg.clip_batch, cfg.clip_batch
+        )
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.clip_steps, cfg.clip_lr)
         with autocast(device):
-            loss = clip_loss(
-                model, tokenizer, torch.from_numpy(images).to(device), captions, negatives, device
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        return loss.item()
+            loss = clip_loss(model, tokenizer, pixels.to(device), captions, negatives, device)
+        return optimize(opt, model.parameters(), loss)
 
     objs = dict(clip=model, opt=opt)
     train_loop("clip", cfg.clip_steps, step_fn, Checkpoint(work, "clip"), objs, cfg, metrics)
+
+
+def variant_loss(model, tokenizer, v, options, device) -> torch.Tensor:
+    """Each image (row of ``v``, normalized) picks its caption among ``options``: captions of its
+    own scene that differ in one word only, the true one first. The text tower is frozen; only
+    the text projection learns here."""
+    flat = [c for opts in options for c in opts]
+    ids = tokenizer(flat, padding="longest", return_tensors="pt").input_ids.to(device)
+    with torch.no_grad():  # causal text tower: the end token's state ignores the padding length
+        pooled = model.text_model(input_ids=ids).pooler_output  # (B*K, W)
+    t = F.normalize(model.text_projection(pooled).float(), dim=-1).view(
+        len(options), -1, v.shape[1]
+    )
+    logits = model.logit_scale.exp().clamp(max=100) * torch.einsum("bp,bkp->bk", v, t)  # (B, K)
+    return F.cross_entropy(logits, torch.zeros(len(options), dtype=torch.long, device=device))
+
+
+def train_vision(cfg: Config, work: Path, device: torch.device, metrics: dict) -> None:
+    """Teach the CLIP image tower to see shapes, without moving what the UNet reads.
+
+    Starts from the trained CLIP; freezes the text tower (its hidden states condition the UNet) and
+    trains the image tower and both projections on the contrastive loss plus, per image, the choice
+    among the captions of its scene that differ only in the shape word, and only in the position.
+    """
+    from explorer.mini import judge
+
+    torch.manual_seed(cfg.seed + 2)
+    tokenizer = arch.build_tokenizer()
+    model = load_stage_model("clip", work, device).train()
+    model.text_model.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.vision_lr, weight_decay=0.1)
+    offset = 700_000_000  # fresh training seeds
+
+    def step_fn(step: int) -> float:
+        pixels, captions, scenes, negatives = caption_batch(
+            offset + step * cfg.clip_batch, cfg.clip_batch
+        )
+        pixels = pixels.to(device)  # (B, 3, 64, 64)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.vision_steps, cfg.vision_lr)
+        with autocast(device):
+            v = F.normalize(
+                model.get_image_features(pixel_values=pixels).pooler_output.float(), dim=-1
+            )  # (B, P)
+            loss = clip_loss(model, tokenizer, pixels, captions, negatives, device, v)
+            for options in (judge.shape_options, judge.position_options):
+                true = [data.full_caption(sc) for sc in scenes]
+                opts = [[c] + [o for o in options(sc) if o != c] for c, sc in zip(true, scenes)]
+                loss = loss + variant_loss(model, tokenizer, v, opts, device)
+        return optimize(opt, params, loss)
+
+    objs = dict(clip=model, opt=opt)
+    train_loop("vision", cfg.vision_steps, step_fn, Checkpoint(work, "vision"), objs, cfg, metrics)
 
 
 @torch.no_grad()
@@ -184,11 +235,13 @@ def load_stage_model(stage: str, work: Path, device: torch.device):
     """The trained module of a finished stage (the EMA weights for the UNet)."""
     if stage == "vae" and (work / "decoder.pt").exists():
         stage = "decoder"  # the decoder-tuned VAE (same encoder)
+    if stage == "clip" and (work / "vision.pt").exists():
+        stage = "vision"  # the image-tuned CLIP (same text tower)
     state = torch.load(work / f"{stage}.pt", map_location="cpu", weights_only=True)
     if stage in ("vae", "decoder"):
         model = arch.build_vae()
         model.load_state_dict(state["vae"])
-    elif stage == "clip":
+    elif stage in ("clip", "vision"):
         model = arch.build_clip(len(arch.build_tokenizer()))
         model.load_state_dict(state["clip"])
     else:
@@ -264,7 +317,9 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--stage", choices=["vae", "clip", "unet", "decoder", "export", "all"], default="all"
+        "--stage",
+        choices=["vae", "clip", "vision", "unet", "decoder", "export", "all"],
+        default="all",
     )
     p.add_argument(
         "--work", type=Path, default=Path("runs/mini-train"), help="checkpoints and metrics"
@@ -274,25 +329,29 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="a few steps per stage, for CI")
-    for name in ("vae_steps", "clip_steps", "unet_steps", "decoder_steps"):
+    for name in ("vae_steps", "clip_steps", "vision_steps", "unet_steps", "decoder_steps"):
         p.add_argument(
             "--" + name.replace("_", "-"), type=int, default=None, help="override the default"
         )
     args = p.parse_args(argv)
 
     cfg = Config()
-    for name in ("vae_steps", "clip_steps", "unet_steps", "decoder_steps"):
+    for name in ("vae_steps", "clip_steps", "vision_steps", "unet_steps", "decoder_steps"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.smoke:
-        cfg = Config(vae_steps=2, vae_batch=4, decoder_steps=2, clip_steps=2, clip_batch=8, unet_steps=3,
+        cfg = Config(vae_steps=2, vae_batch=4, decoder_steps=2, clip_steps=2, clip_batch=8, vision_steps=2, unet_steps=3,
                      unet_batch=8, unet_pool=64, save_every=1)  # fmt: skip
     args.work.mkdir(parents=True, exist_ok=True)
     device = torch.device(args.device)
     mpath = args.work / "metrics.json"
     metrics = json.loads(mpath.read_text()) if mpath.exists() else {}
     metrics["config"] = asdict(cfg)
-    stages = ["vae", "clip", "unet", "decoder", "export"] if args.stage == "all" else [args.stage]
+    stages = (
+        ["vae", "clip", "vision", "unet", "decoder", "export"]
+        if args.stage == "all"
+        else [args.stage]
+    )
     for stage in stages:
         t0 = time.time()
         if stage == "export":
@@ -304,6 +363,7 @@ def main(argv: list[str] | None = None) -> None:
             train = {
                 "vae": train_vae,
                 "clip": train_clip,
+                "vision": train_vision,
                 "unet": train_unet,
                 "decoder": train_decoder,
             }

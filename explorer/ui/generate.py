@@ -14,6 +14,7 @@ import random
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 
 import gradio as gr
@@ -37,6 +38,10 @@ from explorer.ui.inputs import control_input
 from explorer.ui.stepviews import RunView, StepViews, step_captions
 
 TITLE = "Generate"
+# Seconds between streamed updates (the first step is streamed at once): each update costs the
+# server time the run itself needs (the preview gallery's pictures, under Python's one lock).
+STREAM_EVERY = 0.2
+DECODE_BATCH = 12  # pictures (x_t and x0) decoded together while the run goes on
 
 EXAMPLES = [  # prompt, negative prompt, seed, steps, guidance, scheduler
     ["a large red circle on a blue background", "", 0, 25, 7.5, "ddim"],
@@ -157,16 +162,19 @@ def create_tab(ctx: AppContext) -> StepViews:
         flag = flags.start(key)
         try:
             decoder = anatomy.StepDecoder(pipe.vae)
+            last = -STREAM_EVERY
             for final, item in stream_run(pipe, settings, flag):
                 if final:
                     break
-                progress((item.num_steps, settings.steps), desc="denoising")
-                yield {
-                    image: item.previews[-1],
-                    status: f"{header}Step **{item.num_steps} of {settings.steps}** (preview decode)",
-                    views.gallery_x0: step_captions(item, item.previews),
-                }
-                decoder.update(item)  # full VAE decode of the steps so far, between updates
+                if time.perf_counter() - last >= STREAM_EVERY:
+                    last = time.perf_counter()
+                    progress((item.num_steps, settings.steps), desc="denoising")
+                    yield {
+                        image: item.previews[-1],
+                        status: f"{header}Step **{item.num_steps} of {settings.steps}** (preview decode)",
+                        views.gallery_x0: step_captions(item, item.previews),
+                    }
+                decoder.update(item, at_least=DECODE_BATCH)  # full VAE decode, beside the run
             view = RunView(item, decoder.finish(item))
             s = item.settings
             ran = (
