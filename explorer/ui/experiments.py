@@ -19,9 +19,7 @@ from explorer import capture, sweeps
 from explorer import experiments as ex
 from explorer import grid as gridmod
 from explorer.charts import experiments as charts
-from explorer.controls import CONTROLS, SEED_MAX, validate_run
-from explorer.lists import describe_limits, format_list, parse_choices, parse_numbers
-from explorer.schedulers import SCHEDULERS
+from explorer.controls import validate_run
 from explorer.ui.common import (
     VIEW_CONCURRENCY,
     AppContext,
@@ -33,78 +31,20 @@ from explorer.ui.common import (
     session_key,
     visitor_errors,
 )
+from explorer.ui.experiment_lists import (
+    DEFAULTS,
+    GRID_MAX,
+    LISTS,
+    PANELS,
+    limits_text,
+    parse_list,
+    table,
+)
 from explorer.ui.inputs import control_input
 from explorer.ui.stepviews import RunView, StepViews
 
 TITLE = "Experiments"
 EXPERIMENT_CONCURRENCY = 1  # each experiment is many runs: one at a time on a small CPU
-
-# Each list: how it is parsed, its limits (stated in the UI) and its default text.
-LISTS: dict[str, dict] = {
-    "steps": dict(integer=True, lo=1, hi=CONTROLS["steps"].maximum, max_count=8),
-    "magnitude": dict(lo=-3.0, hi=5.0, max_count=9),
-    "guidance": dict(lo=CONTROLS["guidance"].minimum, hi=CONTROLS["guidance"].maximum, max_count=8),
-    "curve": dict(integer=True, lo=1, hi=100, max_count=6),
-    "seed": dict(integer=True, lo=0, hi=SEED_MAX, max_count=16),
-}
-GRID_MAX = 6  # values per grid axis (36 runs at most)
-DEFAULTS = {
-    "steps": format_list(ex.DEFAULT_STEPS),
-    "magnitude": format_list(sweeps.DEFAULT_FACTORS),
-    "guidance": format_list(ex.DEFAULT_GUIDANCE),
-    "curve": format_list(ex.DEFAULT_CURVE_STEPS),
-    "seed": "0, 1, 2, 3, 4, 5, 6, 7",
-    "scheduler": format_list(list(SCHEDULERS)),
-}
-
-
-# Sub-tabs: the lists each one takes (kind, label) and what it shows, in plain words.
-PANELS: dict[str, tuple[list[tuple[str, str]], str]] = {
-    "steps": ([("steps", "Step counts")],
-              "Same prompt, same seed (so the same starting noise), different numbers of steps."),
-    "magnitude": ([("magnitude", "Factors k")],
-                  "The prompt's embedding z scaled by k. With 'multiply' the direction never "
-                  "changes (cosine to k = 1 is 1.0 for every k > 0) but the length does, and so "
-                  "does the picture. All factors run as one batch from one shared noise."),
-    "guidance": ([("guidance", "Guidance scales")],
-                 "ε = ε_u + g·(ε_c − ε_u): the chart shows the size of g·(ε_c − ε_u) at every step."),
-    "schedulers": ([("scheduler", "Schedulers"), ("curve", "Step counts for the accuracy chart")],
-                   "Sampling solves a differential equation step by step. Each scheduler runs at "
-                   "the base step count; the chart measures how far each lands from a DDIM "
-                   "200-step reference as the steps grow (log-log: steeper = higher order)."),
-    "seeds": ([("seed", "Seeds")], "Same prompt and settings, different starting noise."),
-    "grid": ([], "Any two settings as rows and columns. The labelled grid downloads as one PNG."),
-}  # fmt: skip
-
-
-def parse_list(kind: str, text: str, name: str | None = None, max_count: int | None = None) -> list:
-    """The typed list `text` for list kind `kind` (see `LISTS`), or a `ListError`."""
-    if kind == "scheduler":
-        return parse_choices(text, list(SCHEDULERS), name=name or kind, max_count=max_count or 8)
-    limits = {**LISTS[kind], **({"max_count": max_count} if max_count else {})}
-    return parse_numbers(text, name=name or kind, **limits)
-
-
-def limits_text(kind: str) -> str:
-    """The limits of a list kind, in words, for the textbox's info line."""
-    if kind == "scheduler":
-        return f"Any of: {', '.join(SCHEDULERS)}, separated by commas."
-    lim = LISTS[kind]
-    return describe_limits(
-        lo=lim["lo"], hi=lim["hi"], max_count=lim["max_count"], integer=lim.get("integer", False)
-    )
-
-
-def _table(headers: list[str], rows: list[list]) -> str:
-    """A small Markdown table; floats shown with 4 significant digits, NaN as an em dash."""
-
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "—" if v != v else f"{v:.4g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows])
 
 
 def _gallery(runs: list[ex.Run], captions: list[str] | None = None) -> list[tuple]:
@@ -240,7 +180,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]
         return (_gallery(r.runs), [(im, x.label) for im, x in zip(r.first_x0, r.runs)],
                 charts.steps_figure(counts, r.distance, [x.seconds for x in r.runs]),
-                _table(["steps", "pixel distance to most steps", "seconds"], rows), [x.trace for x in r.runs])  # fmt: skip
+                table(["steps", "pixel distance to most steps", "seconds"], rows), [x.trace for x in r.runs])  # fmt: skip
 
     @visitor_errors
     def scale_embedding(
@@ -265,7 +205,7 @@ def create_tab(ctx: AppContext) -> StepViews:
             for k, n, c in zip(r.factors, r.norms, r.cosines)
         ]
         return (_gallery(r.runs, caps), charts.magnitude_figure(r.factors, r.norms, r.cosines, r.distance),
-                _table(["k", "‖z_k‖", "cos(z_k, z_1)", "pixel distance to k = 1"], rows)
+                table(["k", "‖z_k‖", "cos(z_k, z_1)", "pixel distance to k = 1"], rows)
                 + f"\n\nOne batched call: {r.seconds:.2f} s for {len(ks)} factors.", [x.trace for x in r.runs])  # fmt: skip
 
     @visitor_errors
@@ -289,7 +229,7 @@ def create_tab(ctx: AppContext) -> StepViews:
             for g, n, x in zip(gs, r.guidance_norms, r.runs)
         ]
         return (_gallery(r.runs), charts.guidance_norms_figure(gs, r.guidance_norms),
-                _table(["g", "largest ‖g·(ε_c − ε_u)‖", "seconds"], rows), [x.trace for x in r.runs])  # fmt: skip
+                table(["g", "largest ‖g·(ε_c − ε_u)‖", "seconds"], rows), [x.trace for x in r.runs])  # fmt: skip
 
     @visitor_errors
     def compare_schedulers(
@@ -313,7 +253,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]
         caps = [f"{x.value} · distance {d:.3g}" for x, d in zip(r.runs, r.distance)]
         return (_gallery(r.runs, caps), charts.scheduler_accuracy_figure(r.curve_steps, r.curve, chosen=r.steps),
-                _table(["scheduler", f"latent distance to DDIM 200 at {r.steps} steps", "seconds"], rows),
+                table(["scheduler", f"latent distance to DDIM 200 at {r.steps} steps", "seconds"], rows),
                 [x.trace for x in r.runs])  # fmt: skip
 
     @visitor_errors
@@ -333,7 +273,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         r = engine(request, ex.compare_seeds, ctx.pipe(), s.prompt, chosen, negative_prompt=s.negative_prompt,
                  steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, progress=_progress(progress))  # fmt: skip
         return (_gallery(r.runs), charts.seeds_figure(chosen, r.distance),
-                _table(["seed", "pixel distance to the first seed"], [[x.value, d] for x, d in zip(r.runs, r.distance)]),
+                table(["seed", "pixel distance to the first seed"], [[x.value, d] for x, d in zip(r.runs, r.distance)]),
                 [x.trace for x in r.runs])  # fmt: skip
 
     @visitor_errors
