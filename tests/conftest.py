@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -146,3 +147,20 @@ def mini_pipe() -> StableDiffusionPipeline:
     from explorer.models import load_pipeline
 
     return load_pipeline(None, "cpu")
+
+
+@contextlib.contextmanager
+def tab_client(pipe, tabs: list[str]):
+    """A gradio_client Client of the app with only `tabs` (module paths) on `pipe`, served on
+    loopback for the block; the server closes after it."""
+    from gradio_client import Client
+
+    from explorer.ui.common import AppContext
+    from explorer.ui.layout import build_demo
+
+    demo = build_demo(AppContext(load=lambda: pipe), tabs)
+    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()

@@ -7,8 +7,7 @@ from gradio_client.exceptions import AppError
 
 from explorer.capture import trace
 from explorer.ui.attention import AttentionRun, render
-from explorer.ui.common import AppContext
-from explorer.ui.layout import TABS, build_demo
+from explorer.ui.layout import TABS
 from explorer.wordmaps import WordMaps, find_token
 
 PROMPT = "a red circle on a blue background"
@@ -21,15 +20,11 @@ def value(output):
 
 
 @pytest.fixture(scope="module")
-def client(tiny_pipe):  # deliberate near-copy of test_experiments_ui's fixture (another tab)
-    from gradio_client import Client
+def client(tiny_pipe):
+    from conftest import tab_client
 
-    demo = build_demo(AppContext(load=lambda: tiny_pipe), ["explorer.ui.attention"])
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
+    with tab_client(tiny_pipe, ["explorer.ui.attention"]) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.ui.common import AppContext
 from explorer.ui.experiments import LISTS, limits_text, parse_list
-from explorer.ui.layout import build_demo
 
 BASE = ["a red circle", "", 3, 2, 7.5, "ddim"]  # prompt, negative, seed, steps, guidance, scheduler
 ENDPOINTS = [
@@ -21,14 +19,10 @@ ENDPOINTS = [
 
 @pytest.fixture(scope="module")
 def client(tiny_pipe):
-    from gradio_client import Client
+    from conftest import tab_client
 
-    demo = build_demo(AppContext(load=lambda: tiny_pipe), ["explorer.ui.experiments"])
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
+    with tab_client(tiny_pipe, ["explorer.ui.experiments"]) as c:
+        yield c
 
 
 def test_lists_state_their_limits():
