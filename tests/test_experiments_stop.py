@@ -54,43 +54,42 @@ def test_grid_uses_the_base_magnitude(tiny_pipe):
 
 @pytest.mark.slow
 def test_stop_frees_the_worker_and_the_next_run_is_right(tiny_pipe):
-    from gradio_client import Client
+    from conftest import tab_client
 
     calls: list[int] = []
     hook = tiny_pipe.unet.register_forward_hook(lambda *a: calls.append(1))
-    demo = build_demo(AppContext(load=lambda: tiny_pipe), ["explorer.ui.experiments"])
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
-        client = Client(demo.local_url, verbose=False)
-        long_list = ", ".join(["100"] * 8)  # 800 UNet calls if it were left to run
-        job = client.submit(*BASE, long_list, api_name="/compare_steps")
-        while not calls:  # wait until it really runs
-            time.sleep(0.02)
-        client.predict(api_name="/stop_experiment")
-        with pytest.raises(Exception):  # noqa: B017 - cancelled, or reported as stopped
-            job.result()
-        gallery, _plot, _table, *_ = client.predict(
-            *BASE, "0.5, 1", "multiply", api_name="/scale_embedding"
-        )
-        assert len(calls) < 800  # the stopped experiment did not run on
-        direct = sweeps.scale_embedding(tiny_pipe, "a red circle", [0.5, 1.0], steps=2, seed=3)
-        for cell, run in zip(gallery, direct.runs):
-            path = cell["image"]["path"] if isinstance(cell["image"], dict) else cell["image"]
-            got = np.asarray(Image.open(path).convert("RGB"))
-            assert np.array_equal(got, np.asarray(run.image))
+        with tab_client(tiny_pipe, ["explorer.ui.experiments"]) as client:
+            run_then_stop(client, tiny_pipe, calls)
     finally:
         hook.remove()
-        demo.close()
+
+
+def run_then_stop(client, tiny_pipe, calls: list[int]) -> None:
+    """Stop a long experiment mid-run, then check the next one runs and is right."""
+    long_list = ", ".join(["100"] * 8)  # 800 UNet calls if it were left to run
+    job = client.submit(*BASE, long_list, api_name="/compare_steps")
+    while not calls:  # wait until it really runs
+        time.sleep(0.02)
+    client.predict(api_name="/stop_experiment")
+    with pytest.raises(Exception):  # noqa: B017 - cancelled, or reported as stopped
+        job.result()
+    gallery, _plot, _table, *_ = client.predict(
+        *BASE, "0.5, 1", "multiply", api_name="/scale_embedding"
+    )
+    assert len(calls) < 800  # the stopped experiment did not run on
+    direct = sweeps.scale_embedding(tiny_pipe, "a red circle", [0.5, 1.0], steps=2, seed=3)
+    for cell, run in zip(gallery, direct.runs):
+        path = cell["image"]["path"] if isinstance(cell["image"], dict) else cell["image"]
+        got = np.asarray(Image.open(path).convert("RGB"))
+        assert np.array_equal(got, np.asarray(run.image))
 
 
 @pytest.mark.slow
 def test_grid_endpoint_takes_a_base_magnitude(tiny_pipe):
-    from gradio_client import Client
+    from conftest import tab_client
 
-    demo = build_demo(AppContext(load=lambda: tiny_pipe), ["explorer.ui.experiments"])
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        client = Client(demo.local_url, verbose=False)
+    with tab_client(tiny_pipe, ["explorer.ui.experiments"]) as client:
         _gallery, png, note = client.predict(
             *BASE, "steps", "1, 2", "seed", "0", 0.5, "tokens", api_name="/grid"
         )
@@ -99,8 +98,6 @@ def test_grid_endpoint_takes_a_base_magnitude(tiny_pipe):
 
         with pytest.raises(AppError, match="base magnitude"):
             client.predict(*BASE, "steps", "1", "seed", "0", 99, "multiply", api_name="/grid")
-    finally:
-        demo.close()
 
 
 @pytest.mark.slow
@@ -118,7 +115,9 @@ def test_generate_size_control(tiny_pipe):
                 with pytest.raises(AppError, match="makes 64×64 images only"):
                     client.predict(prompt="a red circle", steps=1, size=size, api_name="/generate")
             else:
-                out = client.predict(prompt="a red circle", steps=1, size=size, api_name="/generate")
+                out = client.predict(
+                    prompt="a red circle", steps=1, size=size, api_name="/generate"
+                )
                 assert Image.open(out[0]).size == expect
         finally:
             demo.close()

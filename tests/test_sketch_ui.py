@@ -5,23 +5,16 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from explorer.ui.common import AppContext
-from explorer.ui.layout import build_demo
-
 pytestmark = pytest.mark.slow
 TABS = ["explorer.ui.sketch", "explorer.ui.forward", "explorer.ui.vae"]
 
 
 @pytest.fixture(scope="module")
 def client(tiny_pipe):
-    from gradio_client import Client
+    from conftest import tab_client
 
-    demo = build_demo(AppContext(load=lambda: tiny_pipe), TABS)
-    demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
+    with tab_client(tiny_pipe, TABS) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
