@@ -20,8 +20,7 @@ import gradio as gr
 
 from explorer import anatomy
 from explorer.capture import trace as run_trace
-from explorer.controls import UI_SEED_MAX, token_note, validate_run
-from explorer.models import private_tokenizer
+from explorer.controls import UI_SEED_MAX, validate_run
 from explorer.runzip import pack, unpack
 from explorer.tracefile import Trace
 from explorer.ui.common import (
@@ -29,7 +28,9 @@ from explorer.ui.common import (
     AppContext,
     StopFlags,
     gpu,
+    notes_markdown,
     pixel_image,
+    prompt_notes,
     session_key,
     visitor_errors,
 )
@@ -146,13 +147,10 @@ def create_tab(ctx: AppContext) -> StepViews:
             prompt, negative_prompt, seed, steps, guidance, scheduler, size, ctx.fixed_size
         )
         pipe = ctx.pipe()
-        notes = list(settings.notes)
-        n_tokens = len(private_tokenizer(pipe)(settings.prompt)["input_ids"])
-        note = token_note(n_tokens, pipe.tokenizer.model_max_length)
-        notes += [note] if note else []
+        notes = prompt_notes(pipe, settings)
         for n in notes:
             gr.Warning(n)
-        header = "".join(f"⚠ {n}  \n" for n in notes)
+        header = notes_markdown(notes)
         key = session_key(request)
         flag = flags.start(key)
         try:

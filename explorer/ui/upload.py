@@ -13,6 +13,7 @@ from explorer import images
 from explorer.capture import trace
 from explorer.controls import validate_int, validate_run
 from explorer.images import FIT_WORDS, Loaded
+from explorer.ui.common import notes_markdown, prompt_notes
 from explorer.ui.inputs import control_input
 
 
@@ -84,4 +85,5 @@ def picture(pipe, upload: str | None, how: str, prompt, seed) -> tuple:
         return loaded.image, notes_text(loaded)
     s = validate_run(prompt, seed=validate_int("seed", seed))
     image = trace(pipe, s.prompt, seed=s.seed).image
-    return image, f"No upload: generated “{s.prompt}” (seed {s.seed}, {s.steps} steps).  \n"
+    notes = notes_markdown(prompt_notes(pipe, s))
+    return image, f"{notes}No upload: generated “{s.prompt}” (seed {s.seed}, {s.steps} steps).  \n"
