@@ -32,6 +32,7 @@ FIT_WORDS = {
     "crop": "the picture fills the frame; the centre is kept and the longer sides are cropped",
 }
 FORMATS = "PNG, JPEG, WebP, GIF or BMP"
+STATED = f"{FORMATS}, up to {MAX_UPLOAD_BYTES // 2**20} MB and {MAX_PIXELS / 1e6:.1f} megapixels"
 
 
 class UploadError(ValueError):

@@ -34,6 +34,7 @@ def _cases(endpoint: str, rows: list[tuple]) -> list[Case]:
 
 
 LONG_PROMPT = "red " * 100  # 100 words: past the encoder's 77 tokens
+MINI_SIZE = 64  # the Mini model's pictures (64 × 64), named as the example in the limits
 MANY = ", ".join(["1"] * 3000)  # thousands of entries
 SOURCE_GENERATE, SOURCE_UPLOAD = "generate from the captions", "upload"  # /image_text sources
 UPLOAD_INPUTS = {"/image_text": dict(source=SOURCE_UPLOAD, captions_text="a red circle")}
@@ -277,8 +278,21 @@ def run_memory_bytes(
     return steps * (tensors + pictures)
 
 
-def limits() -> list[tuple[str, str, str]]:
-    """(limit, value, where it is enforced) for the README and the UI."""
+def largest_image(fixed_size: int | None = None, model: str | None = None) -> str:
+    """The largest picture a run makes: in general (the README), or for the model being served."""
+    most = int(CONTROLS["size"].maximum)
+    if fixed_size:
+        return f"{model or 'this model'}: {fixed_size} × {fixed_size} pixels, its own size only"
+    if model:
+        return f"{model}: {most} × {most} pixels (the `size` control; 0 is the model's own size)"
+    return (f"the model's own sample size (the Mini model makes {MINI_SIZE} × {MINI_SIZE} only); "
+            f"a model that takes other sizes: up to {most} × {most} (the `size` control)")  # fmt: skip
+
+
+def limits(fixed_size: int | None = None, model: str | None = None) -> list[tuple[str, str, str]]:
+    """(limit, value, where it is enforced) for the README (in general) and the UI (for the
+    model being served: `fixed_size` the one size it makes, None when it takes any)."""
+    from explorer.images import MAX_PIXELS
     from explorer.runzip import MAX_UNPACKED_BYTES, MAX_ZIP_BYTES
     from explorer.tracefile import MAX_FILE_SIZES, MAX_FILE_STEPS, MAX_IMAGE_PIXELS
     from explorer.ui.common import RUN_CONCURRENCY
@@ -296,12 +310,14 @@ def limits() -> list[tuple[str, str, str]]:
         ("most sweep cells", f"lists: {lists}, schedulers 8; grid {GRID_MAX} × {GRID_MAX} = "
          f"{GRID_MAX**2} runs", "`explorer.lists` (stated beside each list)"),
         ("list text", f"{MAX_TEXT} characters", "`explorer.lists`"),
-        ("largest image", "the model's own size (Mini: 64 × 64); in a saved run "
-         f"{int(MAX_IMAGE_PIXELS**0.5)} × {int(MAX_IMAGE_PIXELS**0.5)} pixels", "`tracefile`"),
+        ("largest image", f"{largest_image(fixed_size, model)}; an uploaded picture "
+         f"{MAX_PIXELS / 1e6:.1f} megapixels (fitted to the model's size); in a saved run "
+         f"{int(MAX_IMAGE_PIXELS**0.5)} × {int(MAX_IMAGE_PIXELS**0.5)} pixels",
+         "`controls.validate_size`, `images`, `tracefile`"),
         ("largest upload", f"{MAX_FILE_SIZE.upper()} (gradio `max_file_size`); a saved run "
          f"{MAX_ZIP_BYTES // 2**20} MB zipped, {MAX_UNPACKED_BYTES // 2**20} MB unpacked, "
-         f"{MAX_FILE_STEPS} steps, latents up to {MAX_FILE_SIZES['h']} × {MAX_FILE_SIZES['w']}",
-         "gradio, `runzip`, `tracefile`"),
+         f"{MAX_FILE_STEPS} steps, latents up to {MAX_FILE_SIZES['h']} × {MAX_FILE_SIZES['w']}; "
+         f"a picture {MAX_UPLOAD_BYTES // 2**20} MB", "gradio, `runzip`, `tracefile`, `images`"),
         ("per-run memory", f"Mini, {steps} steps: at most {mb(run_memory_bytes(steps))}; "
          f"SD 1.5 at 512 × 512: {mb(run_memory_bytes(steps, 4, 64, 64))} (besides the model)",
          "bounded by the step limit (`limits.run_memory_bytes`)"),
@@ -313,10 +329,10 @@ def limits() -> list[tuple[str, str, str]]:
     ]  # fmt: skip
 
 
-def markdown_limits() -> str:
-    """The limits as Markdown (the README holds exactly this)."""
+def markdown_limits(fixed_size: int | None = None, model: str | None = None) -> str:
+    """The limits as Markdown: in general (the README holds exactly this), or for one model."""
     rows = ["| limit | value | where |", "| --- | --- | --- |"]
-    rows += [f"| {a} | {b} | {c} |" for a, b, c in limits()]
+    rows += [f"| {a} | {b} | {c} |" for a, b, c in limits(fixed_size, model)]
     return "\n".join(rows)
 
 

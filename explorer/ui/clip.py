@@ -26,7 +26,7 @@ from explorer.controls import (
     validate_float_range,
     validate_int_range,
 )
-from explorer.images import UploadError, load_upload
+from explorer.images import STATED, UploadError, load_upload
 from explorer.lists import parse_numbers
 from explorer.ui import clip_format as fmt
 from explorer.ui.common import (
@@ -142,7 +142,9 @@ def create_tab(ctx: AppContext) -> None:
             it_captions = gr.Textbox(label="Captions (one a line; empty = the dataset's own)",
                                      lines=3, value="")  # fmt: skip
             it_files = gr.File(
-                label="Images to upload", file_count="multiple", file_types=["image"]
+                label=f"Images to upload (at most {MAX_PAIRS}; {STATED})",
+                file_count="multiple",
+                file_types=["image"],
             )
             it_btn, it_note, it_trained, it_untrained = _run_area(
                 "Score images against captions", "trained", "untrained"

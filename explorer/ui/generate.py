@@ -21,7 +21,7 @@ import gradio as gr
 from explorer import anatomy
 from explorer.capture import trace as run_trace
 from explorer.controls import UI_SEED_MAX, validate_run
-from explorer.runzip import pack, unpack
+from explorer.runzip import MAX_ZIP_BYTES, pack, unpack
 from explorer.tracefile import Trace
 from explorer.ui.common import (
     RUN_CONCURRENCY,
@@ -124,7 +124,8 @@ def create_tab(ctx: AppContext) -> StepViews:
                 with gr.Row():
                     save_btn = gr.Button("Save run", size="sm")
                     saved = gr.File(label="Saved run (zip)", interactive=False)
-                opened = gr.File(label="Open a saved run (.zip)", file_types=[".zip"])
+                opened = gr.File(label=f"Open a saved run (.zip, up to {MAX_ZIP_BYTES // 2**20} MB)",
+                                 file_types=[".zip"])  # fmt: skip
     inputs = [prompt, negative, seed, steps, guidance, scheduler]
     gr.Examples(EXAMPLES, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
     inputs.append(size)

@@ -47,7 +47,7 @@ def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
     with gr.Blocks(title="Diffusion Explorer") as demo:
         gr.Markdown(HEADER.format(model=ctx.model_name))
         with gr.Accordion("Limits of this app", open=False, elem_id="limits"):
-            gr.Markdown(markdown_limits())
+            gr.Markdown(markdown_limits(ctx.fixed_size, ctx.model_name))
         with gr.Tabs():
             for module in tab_modules(tabs):
                 with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):

@@ -18,7 +18,9 @@ from explorer.ui.inputs import control_input
 
 
 def image_upload(label: str, **kwargs) -> gr.Image:
-    """An image upload whose value reaches the handler as a file path (or None), unopened."""
+    """An image upload whose value reaches the handler as a file path (or None), unopened; its
+    label states what it takes."""
+    label = f"{label} ({images.STATED})"
     component = gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], **kwargs)
     component.preprocess = lambda payload: getattr(payload, "path", None)  # instance override
     return component
