@@ -27,7 +27,7 @@ from explorer.images import MAX_UPLOAD_BYTES
 from explorer.limits import BAD_INPUTS, Case, markdown_bad_inputs, markdown_limits
 from explorer.runzip import pack
 from explorer.ui import generate as generate_tab
-from explorer.ui.layout import launch_options
+from explorer.ui.layout import MAX_FILE_SIZE, launch_options
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[1]
@@ -329,6 +329,42 @@ def test_bad_input_row(client, reference, saved_run, tmp_path, case):
         assert "Traceback" not in str(info.value)
     out = client.predict(**CHECK, api_name="/generate")  # the app still serves a correct run
     assert Path(out[0]).read_bytes() == reference
+
+
+# ---- the upload size limit (gradio's max_file_size) --------------------------------------
+
+
+def test_the_app_launches_with_its_stated_upload_limit(served):
+    from gradio.utils import _parse_file_size
+
+    assert served[0].max_file_size == _parse_file_size(MAX_FILE_SIZE)
+
+
+def test_an_upload_over_max_file_size_is_refused_and_the_app_serves_on(tmp_path):
+    """The real mechanism (gradio's upload route, set by `launch_options`) with a 64 kB limit,
+    so the test need not send 200 MB; the Generate tab alone (its /open_run takes a file)."""
+    demo, _ = app.build(tabs=["explorer.ui.generate"])
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
+                **launch_options(max_file_size="64kb"))  # fmt: skip
+    try:
+        limit = 64 * 1024
+        assert demo.max_file_size == limit
+        big = tmp_path / "big.zip"
+        big.write_bytes(bytes(limit + 1))
+        small = connect(demo.local_url)
+        # gradio_client reads the limit from the app's config and refuses before sending...
+        with pytest.raises(ValueError, match=f"exceeds the maximum file size of {limit} bytes"):
+            small.predict(handle_file(str(big)), api_name="/open_run")
+        # ...and the server refuses a client that sends it anyway (as a browser's upload would)
+        url = demo.local_url.rstrip("/") + "/gradio_api/upload"
+        response = httpx.post(url, files={"files": ("big.zip", big.read_bytes())}, timeout=None)
+        assert response.status_code == 413
+        assert f"maximum allowed size of {limit} bytes" in response.text
+        assert "Traceback" not in response.text
+        out = small.predict(**CHECK, api_name="/generate")  # the app serves on
+        assert "Done: 1 steps" in out[1]
+    finally:
+        demo.close()
 
 
 def test_readme_holds_the_limits_and_the_bad_input_table():
