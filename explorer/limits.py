@@ -4,7 +4,8 @@
 `markdown_bad_inputs()` print (`python -m explorer.limits`; a test checks it), and
 tests/test_hardening.py sends every row of `BAD_INPUTS` through gradio_client and checks the
 answer. A new endpoint adds its rows here: `endpoint` is its api name, `inputs` the keyword
-arguments that differ from the test's defaults, `upload` the name of a bad-file maker in the test.
+arguments that differ from the test's defaults, `upload` the name of a bad-file maker in the test
+(`bad_file` for /open_run, `bad_picture` for the picture inputs).
 """
 
 from __future__ import annotations
