@@ -170,9 +170,8 @@ def clean_text(name: str, value: Any) -> tuple[str, list[str]]:
     return text, notes
 
 
-def validate_int(name: str, value: Any) -> int:
-    """An integer within the control's range; whole floats (3.0) and digit strings accepted."""
-    c = CONTROLS[name]
+def whole_number(name: str, value: Any) -> int:
+    """A whole number from what a visitor sent: ints, whole floats (3.0) and digit strings."""
     if isinstance(value, bool):
         raise ControlError(f"{name} must be a whole number, got {value!r}")
     if isinstance(value, str):
@@ -186,15 +185,25 @@ def validate_int(name: str, value: Any) -> int:
         value = int(value)
     if not isinstance(value, Integral):
         raise ControlError(f"{name} must be a whole number, got {type(value).__name__}")
-    value = int(value)
-    if not c.minimum <= value <= c.maximum:
-        raise ControlError(f"{name} must be between {c.minimum} and {c.maximum}, got {value}")
+    return int(value)
+
+
+def validate_int_range(name: str, value: Any, lo: int, hi: int) -> int:
+    """A whole number in [lo, hi], for a control outside the registry (same rules and words)."""
+    value = whole_number(name, value)
+    if not lo <= value <= hi:
+        raise ControlError(f"{name} must be between {lo} and {hi}, got {value}")
     return value
 
 
-def validate_float(name: str, value: Any) -> float:
-    """A finite number within the control's range."""
+def validate_int(name: str, value: Any) -> int:
+    """An integer within the registry control's range; whole floats and digit strings accepted."""
     c = CONTROLS[name]
+    return validate_int_range(name, value, c.minimum, c.maximum)
+
+
+def validate_float_range(name: str, value: Any, lo: float, hi: float) -> float:
+    """A finite number in [lo, hi], for a control outside the registry (same rules and words)."""
     if isinstance(value, bool):
         raise ControlError(f"{name} must be a number, got {value!r}")
     try:
@@ -203,11 +212,15 @@ def validate_float(name: str, value: Any) -> float:
         raise ControlError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number):
         raise ControlError(f"{name} must be a finite number, got {value!r}")
-    if not c.minimum <= number <= c.maximum:
-        raise ControlError(
-            f"{name} must be between {c.minimum:g} and {c.maximum:g}, got {number:g}"
-        )
+    if not lo <= number <= hi:
+        raise ControlError(f"{name} must be between {lo:g} and {hi:g}, got {number:g}")
     return number
+
+
+def validate_float(name: str, value: Any) -> float:
+    """A finite number within the registry control's range."""
+    c = CONTROLS[name]
+    return validate_float_range(name, value, c.minimum, c.maximum)
 
 
 def validate_choice(name: str, value: Any) -> str:

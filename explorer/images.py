@@ -32,6 +32,7 @@ FIT_WORDS = {
     "crop": "the picture fills the frame; the centre is kept and the longer sides are cropped",
 }
 FORMATS = "PNG, JPEG, WebP, GIF or BMP"
+STATED = f"{FORMATS}, up to {MAX_UPLOAD_BYTES // 2**20} MB and {MAX_PIXELS / 1e6:.1f} megapixels"
 
 
 class UploadError(ValueError):
@@ -42,7 +43,7 @@ class UploadError(ValueError):
 class Loaded:
     """A picture ready for the model, and what was done to it."""
 
-    image: Image.Image  # RGB, exactly the model's size
+    image: Image.Image  # RGB, exactly the model's size (its own size when none was asked for)
     original_size: tuple[int, int]  # (width, height) as uploaded
     notes: list[str] = field(default_factory=list)  # one sentence per change made
 
@@ -183,8 +184,9 @@ def fit(im: Image.Image, size: tuple[int, int], how: str = "pad") -> Image.Image
     return ImageOps.pad(im, size, Image.LANCZOS, color="white")
 
 
-def prepare(im: Image.Image, size: tuple[int, int], how: str = "pad") -> Loaded:
-    """An already opened PIL picture -> `Loaded` (modes, frames, rotation, size handled)."""
+def prepare(im: Image.Image, size: tuple[int, int] | None, how: str = "pad") -> Loaded:
+    """An already opened PIL picture -> `Loaded` (modes, frames, rotation, size handled);
+    `size` None keeps the picture's own size."""
     notes: list[str] = []
     w, h = im.size
     if w * h > MAX_PIXELS:
@@ -199,6 +201,8 @@ def prepare(im: Image.Image, size: tuple[int, int], how: str = "pad") -> Loaded:
             f"The picture could not be decoded ({type(e).__name__}: {str(e)[:80]}): save it again "
             f"as a {FORMATS} and upload that."
         ) from None
+    if size is None:
+        return Loaded(rgb, (w, h), notes)
     out = fit(rgb, size, how)
     if rgb.size != size:
         notes.append(
@@ -208,7 +212,7 @@ def prepare(im: Image.Image, size: tuple[int, int], how: str = "pad") -> Loaded:
 
 
 def load_upload(
-    source: str | Path | bytes | Image.Image | None, size: tuple[int, int], how: str = "pad"
+    source: str | Path | bytes | Image.Image | None, size: tuple[int, int] | None, how: str = "pad"
 ) -> Loaded:
     """An uploaded file (path or bytes) or PIL image -> `Loaded`; `UploadError` says what's wrong."""
     if source is None or (isinstance(source, str) and not source.strip()):

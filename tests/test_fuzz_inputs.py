@@ -16,10 +16,18 @@ from hypothesis import strategies as st
 from explorer import anatomy
 from explorer.capture import trace
 from explorer.charts import run_figures
-from explorer.controls import CONTROLS, ControlError, validate_run
+from explorer.controls import (
+    CONTROLS,
+    ControlError,
+    validate_float_range,
+    validate_int_range,
+    validate_run,
+)
+from explorer.images import UploadError, load_upload
 from explorer.lists import ListError, parse_numbers
 from explorer.runzip import RunFileError, pack, unpack
 from explorer.tracefile import Trace
+from explorer.ui.clip import prompt_lines
 
 anything = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
@@ -114,3 +122,60 @@ def test_mistyped_trace_json_opens_or_is_refused(run_zip, tmp_path, key, value):
         for name, data in members.items():
             z.writestr(name, data)
     _opens_or_refuses(path)
+
+
+@given(value=anything, lo=st.integers(-1000, 1000), span=st.integers(0, 10**6))
+def test_validate_int_range_is_in_range_or_a_control_error(value, lo, span):
+    try:
+        n = validate_int_range("count", value, lo, lo + span)
+    except ControlError as e:
+        assert str(e).startswith("count ")
+        return
+    assert type(n) is int and lo <= n <= lo + span
+
+
+@given(value=anything, lo=st.floats(-100, 100), span=st.floats(0, 100))
+def test_validate_float_range_is_finite_in_range_or_a_control_error(value, lo, span):
+    try:
+        x = validate_float_range("scale k", value, lo, lo + span)
+    except ControlError as e:
+        assert str(e).startswith("scale k ")
+        return
+    assert math.isfinite(x) and lo <= x <= lo + span
+
+
+@given(text=st.one_of(st.text(max_size=400), anything), count=st.integers(1, 8))
+def test_prompt_lines_are_clean_and_counted_or_a_control_error(text, count):
+    try:
+        lines, notes = prompt_lines(text, "prompts", count)
+    except ControlError as e:
+        assert str(e)
+        return
+    assert 1 <= len(lines) <= count and all(isinstance(n, str) for n in notes)
+    for line in lines:
+        assert line and line == line.strip() and "\n" not in line
+        assert all(unicodedata.category(ch) not in ("Cc", "Cs") for ch in line)
+        line.encode("utf-8")
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=300), keep=st.booleans())
+def test_any_bytes_open_as_a_picture_or_an_upload_error(data, keep):
+    """Random bytes, and a valid PNG with bytes spoiled: a picture, or refused in words."""
+    import io
+
+    from PIL import Image
+
+    if keep:
+        buf = io.BytesIO()
+        Image.new("RGB", (9, 5), "blue").save(buf, "PNG")
+        raw = bytearray(buf.getvalue())
+        for i, b in enumerate(data[:8]):
+            raw[(b * 7 + i) % len(raw)] = b
+        data = bytes(raw)
+    try:
+        loaded = load_upload(data, None)
+    except UploadError as e:
+        assert str(e) and "Traceback" not in str(e)
+        return
+    assert loaded.image.mode == "RGB" and sorted(loaded.image.size) == sorted(loaded.original_size)

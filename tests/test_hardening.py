@@ -23,10 +23,11 @@ from safetensors.torch import load_file, save_file
 
 import app
 from explorer.capture import trace
+from explorer.images import MAX_UPLOAD_BYTES
 from explorer.limits import BAD_INPUTS, Case, markdown_bad_inputs, markdown_limits
 from explorer.runzip import pack
 from explorer.ui import generate as generate_tab
-from explorer.ui.layout import launch_options
+from explorer.ui.layout import MAX_FILE_SIZE, launch_options
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[1]
@@ -40,7 +41,24 @@ DEFAULTS = {  # each endpoint's inputs besides the base settings: small and vali
     "/compare_schedulers": dict(negative="", names="ddim", curve="1"),
     "/compare_seeds": dict(negative="", seeds="0"),
     "/grid": dict(negative="", row_axis="steps", row_text="1", col_axis="seed", col_text="0"),
+    "/attention": dict(negative_prompt="", token_choice="circle", step_value=1, average=True),
+    "/tokens": dict(a="a red circle", b="a blue square"),
+    "/similarity": dict(text="a red circle\na blue square"),
+    "/image_text": dict(source="Mini dataset (held-out)", count=2, captions_text="", files=None),
+    "/norms": dict(text="a red circle\na blue square"),
+    "/maps": dict(
+        prompts_text="a red circle", seeds_text="0, 1", what="latents", method="pca", map_seed=0
+    ),  # fmt: skip
+    "/sketch": dict(sketch=None, upload="good", how="pad", strength=1.0),
+    "/strength_sweep": dict(sketch=None, upload="good", how="pad", strengths_text="1"),
+    "/forward": dict(upload="good", how="pad", timesteps_text="0, 500"),
+    "/vae": dict(upload="good", how="pad", channel="0", scale=0.0),
 }
+STATUS = {  # which output holds the status text a run's notes go to
+    "/generate": 1, "/attention": 3, "/tokens": 0, "/similarity": 0, "/image_text": 0,
+    "/norms": 0, "/maps": 0, "/sketch": 2, "/strength_sweep": 1, "/forward": 0, "/vae": 0,
+}  # fmt: skip
+FILE_INPUTS = {"upload": "one", "files": "list"}  # picture inputs: "good" is a valid picture
 
 
 class Engine:
@@ -216,6 +234,32 @@ def bad_file(maker: str, run: Path, out: Path) -> Path:
     return path
 
 
+def bad_picture(maker: str, out: Path) -> Path:
+    """The bad picture named `maker` (see the upload rows of the picture endpoints)."""
+    path = out / f"{maker}.png"
+    good = _good_png()
+    data = {
+        "zero_bytes": b"",
+        "not_image": b"this is not a picture at all",
+        "bomb": _png_header(20_000, 20_000),  # 400 megapixels declared: PIL's bomb error
+        "huge": _png_header(5_000, 5_000),  # 25 megapixels: over the app's limit, not PIL's
+        "truncated": good[: len(good) // 2],
+        "over_limit": good + bytes(MAX_UPLOAD_BYTES),  # a valid PNG with trailing zeros
+    }[maker]
+    path.write_bytes(data)
+    return path
+
+
+def _good_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (80, 48), "red").save(buf, "PNG")
+    return buf.getvalue()
+
+
 def send_raw(client, endpoint: str, inputs: dict):
     """Through gradio's REST API with ASCII-escaped JSON, as a browser sends text that
     gradio_client cannot encode (a lone surrogate); AppError on an error, like the client."""
@@ -233,12 +277,40 @@ def send_raw(client, endpoint: str, inputs: dict):
     return json.loads(data)
 
 
+def parameters(client, endpoint: str) -> list[str]:
+    api = client.view_api(return_format="dict", print_info=False)
+    return [p["parameter_name"] for p in api["named_endpoints"][endpoint]["parameters"]]
+
+
+def with_files(inputs: dict, case: Case, tmp: Path) -> dict:
+    """The picture inputs as uploads: "good" a valid picture, the case's bad one where it has one."""
+    good = tmp / "good.png"
+    good.write_bytes(_good_png())
+    out = dict(inputs)
+    for name, kind in FILE_INPUTS.items():
+        value = inputs.get(name)
+        if case.upload and name in inputs:
+            value = [case.upload] if kind == "list" else case.upload
+        if value is None:
+            continue
+        paths = [good if v == "good" else bad_picture(v, tmp) for v in
+                 (value if kind == "list" else [value])]  # fmt: skip
+        files = [handle_file(str(path)) for path in paths]
+        out[name] = files if kind == "list" else files[0]
+    return out
+
+
 def send(client, case: Case, run: Path, tmp: Path):
-    if case.upload:
+    if case.upload and case.endpoint == "/open_run":
         return client.predict(
             handle_file(str(bad_file(case.upload, run, tmp))), api_name="/open_run"
         )
+    names = parameters(client, case.endpoint)
+    assert set(case.inputs) <= set(names), (
+        f"{case.endpoint} has no input {set(case.inputs) - set(names)}"
+    )
     inputs = {**BASE, **DEFAULTS[case.endpoint], **case.inputs}
+    inputs = with_files({k: v for k, v in inputs.items() if k in names}, case, tmp)
     if any("\ud800" <= ch <= "\udfff" for v in inputs.values() if isinstance(v, str) for ch in v):
         return send_raw(client, case.endpoint, inputs)
     return client.predict(**inputs, api_name=case.endpoint)
@@ -248,14 +320,51 @@ def send(client, case: Case, run: Path, tmp: Path):
 def test_bad_input_row(client, reference, saved_run, tmp_path, case):
     if case.runs:
         out = send(client, case, saved_run, tmp_path)
-        assert re.search(case.answer, out[1], re.IGNORECASE), out[1]
-        assert "Done" in out[1]
+        status = out[STATUS[case.endpoint]]
+        assert re.search(case.answer, status, re.IGNORECASE), status
+        assert "Done" in status or case.endpoint != "/generate"
     else:
         with pytest.raises(AppError, match=case.answer) as info:
             send(client, case, saved_run, tmp_path)
         assert "Traceback" not in str(info.value)
     out = client.predict(**CHECK, api_name="/generate")  # the app still serves a correct run
     assert Path(out[0]).read_bytes() == reference
+
+
+# ---- the upload size limit (gradio's max_file_size) --------------------------------------
+
+
+def test_the_app_launches_with_its_stated_upload_limit(served):
+    from gradio.utils import _parse_file_size
+
+    assert served[0].max_file_size == _parse_file_size(MAX_FILE_SIZE)
+
+
+def test_an_upload_over_max_file_size_is_refused_and_the_app_serves_on(tmp_path):
+    """The real mechanism (gradio's upload route, set by `launch_options`) with a 64 kB limit,
+    so the test need not send 200 MB; the Generate tab alone (its /open_run takes a file)."""
+    demo, _ = app.build(tabs=["explorer.ui.generate"])
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
+                **launch_options(max_file_size="64kb"))  # fmt: skip
+    try:
+        limit = 64 * 1024
+        assert demo.max_file_size == limit
+        big = tmp_path / "big.zip"
+        big.write_bytes(bytes(limit + 1))
+        small = connect(demo.local_url)
+        # gradio_client reads the limit from the app's config and refuses before sending...
+        with pytest.raises(ValueError, match=f"exceeds the maximum file size of {limit} bytes"):
+            small.predict(handle_file(str(big)), api_name="/open_run")
+        # ...and the server refuses a client that sends it anyway (as a browser's upload would)
+        url = demo.local_url.rstrip("/") + "/gradio_api/upload"
+        response = httpx.post(url, files={"files": ("big.zip", big.read_bytes())}, timeout=None)
+        assert response.status_code == 413
+        assert f"maximum allowed size of {limit} bytes" in response.text
+        assert "Traceback" not in response.text
+        out = small.predict(**CHECK, api_name="/generate")  # the app serves on
+        assert "Done: 1 steps" in out[1]
+    finally:
+        demo.close()
 
 
 def test_readme_holds_the_limits_and_the_bad_input_table():

@@ -15,15 +15,17 @@ import gradio as gr
 from PIL import Image
 
 from explorer import wordmaps
-from explorer.controls import ControlError, validate_run
+from explorer.controls import CONTROLS, ControlError, validate_int_range, validate_run, whole_number
 from explorer.ui.common import (
     RUN_CONCURRENCY,
     VIEW_CONCURRENCY,
     AppContext,
     explain,
     gpu,
+    notes_markdown,
     pixel_gallery,
     pixel_image,
+    prompt_notes,
     visitor_errors,
 )
 from explorer.ui.inputs import control_input
@@ -57,19 +59,11 @@ def _engine(pipe, settings) -> AttentionRun:
     return AttentionRun(wm, wm.trace.decode(what="x0"))
 
 
-def _whole(step) -> int:
-    """A slider value as a whole number, or a `ControlError`."""
-    try:
-        return int(step)
-    except (TypeError, ValueError):
-        raise ControlError(f"step must be a whole number, got {step!r}") from None
-
-
 def _step(run: AttentionRun, step, all_steps: bool) -> int | None:
     """The 0-based step to show (None: all), from the 1-based slider value."""
     if all_steps:
         return None
-    steps, step = run.maps.maps.shape[1], _whole(step)
+    steps, step = run.maps.maps.shape[1], whole_number("step", step)
     if not 1 <= step <= steps:
         raise ControlError(f"step must be between 1 and {steps} (this run's steps), got {step}")
     return step - 1
@@ -134,21 +128,24 @@ def create_tab(ctx: AppContext) -> None:
         average, progress=gr.Progress(track_tqdm=True),  # noqa: B008 - how gradio injects progress
     ) -> list:  # fmt: skip
         settings = validate_run(prompt, negative_prompt, seed, steps, guidance, scheduler)
-        for n in settings.notes:
-            gr.Warning(n)
-        run = _engine(ctx.pipe(), settings)
+        step_value = validate_int_range("step", step_value, 1, int(CONTROLS["steps"].maximum))
+        pipe = ctx.pipe()
+        notes = prompt_notes(pipe, settings)
+        run = _engine(pipe, settings)
         n_steps = len(run.x0)
-        step_value = _whole(step_value)
-        if step_value > n_steps:
-            gr.Warning(f"this run has {n_steps} steps: showing step {n_steps}")
-            step_value = n_steps
+        if step_value > n_steps and not average:
+            notes.append(f"this run has {n_steps} steps: showing step {n_steps}")
+        step_value = min(step_value, n_steps)
         try:
             picked = wordmaps.find_token(run.maps, token_choice)
         except ValueError as e:
             picked = wordmaps.find_token(run.maps, None)
-            gr.Warning(f"{e}; showing {run.maps.labels()[picked]}")
+            notes.append(f"{e}; showing {run.maps.labels()[picked]}")
         picked = run.maps.labels()[picked]
+        for n in notes:
+            gr.Warning(n)
         shown = render(run, picked, step_value, bool(average))
+        shown[-1] = notes_markdown(notes) + shown[-1]
         return [
             *shown,
             gr.update(choices=run.maps.labels(), value=picked),
@@ -167,10 +164,12 @@ def create_tab(ctx: AppContext) -> None:
         [prompt, negative, seed, steps, guidance, scheduler, token, step, all_steps],
         [*views, token, step, state],
         api_name="attention",
+        preprocess=False,  # raw values: the handler checks each (the step slider's range changes)
         concurrency_limit=RUN_CONCURRENCY,
         concurrency_id="run",
         show_progress_on=[numbers],
     )
     for control in (token, step, all_steps):
         control.input(rerender, [state, token, step, all_steps], views, api_visibility="private",
+                      preprocess=False,
                       concurrency_limit=VIEW_CONCURRENCY, concurrency_id="views")  # fmt: skip

@@ -19,12 +19,14 @@ from explorer import maps
 from explorer.charts import embeddings as charts
 from explorer.controls import (
     CONTROLS,
+    MAX_PROMPT_CHARS,
     SEED_MAX,
     ControlError,
     clean_text,
-    validate_float,
-    validate_int,
+    validate_float_range,
+    validate_int_range,
 )
+from explorer.images import STATED, UploadError, load_upload
 from explorer.lists import parse_numbers
 from explorer.ui import clip_format as fmt
 from explorer.ui.common import (
@@ -32,16 +34,18 @@ from explorer.ui.common import (
     VIEW_CONCURRENCY,
     AppContext,
     explain,
+    notes_markdown,
     pixel_gallery,
     run_engine,
     visitor_errors,
 )
+from explorer.ui.inputs import passthrough
 
 TITLE = "CLIP & embeddings"
 MAX_PROMPTS = 8  # prompts in the similarity and norms views
 MAX_PAIRS = 16  # images and captions in the image x text view
 MAX_MAP_PROMPTS, MAX_MAP_SEEDS, MAX_MAP_RUNS = 4, 8, 16
-MAX_UPLOAD_PIXELS = 2048 * 2048
+MAP_STEPS, MAP_GUIDANCE, MAP_SEED_MAX = (2, 50), (0.0, 20.0), 2**32 - 1
 SOURCES = ["Mini dataset (held-out)", "generate from the captions", "upload"]
 DEFAULT_PROMPTS = "\n".join([
     "a large red circle on a blue background",
@@ -54,17 +58,24 @@ DEFAULT_MAP_PROMPTS = (
 )
 
 
-def prompt_lines(text, name: str, max_count: int) -> list[str]:
-    """One prompt a line, each cleaned like the prompt control; empty lines skipped."""
+def prompt_lines(text, name: str, max_count: int) -> tuple[list[str], list[str]]:
+    """(prompts, notes): one prompt a line, each cleaned like the prompt control; empty lines
+    skipped; the notes say what cleaning removed."""
+    if text is None:
+        text = ""
     if not isinstance(text, str):
         raise ControlError(f"{name}: expected text, one prompt a line")
-    lines = [clean_text(name, line)[0] for line in text.splitlines()]
-    lines = [line for line in lines if line]
+    if len(text) > MAX_PROMPT_CHARS * max_count:
+        raise ControlError(
+            f"{name}: {len(text)} characters; at most {MAX_PROMPT_CHARS * max_count} in all"
+        )
+    cleaned = [clean_text(name, line) for line in text.splitlines()]
+    lines = [line for line, _ in cleaned if line]
     if not lines:
         raise ControlError(f"{name}: type at least one prompt (one a line)")
     if len(lines) > max_count:
         raise ControlError(f"{name}: {len(lines)} prompts given, at most {max_count} allowed")
-    return lines
+    return lines, [n for _, notes in cleaned for n in notes]
 
 
 def _find_clip(ctx: AppContext) -> tuple[clipmod.Clip | None, str]:
@@ -76,19 +87,17 @@ def _find_clip(ctx: AppContext) -> tuple[clipmod.Clip | None, str]:
 
 
 def _open_uploads(paths) -> list[Image.Image]:
+    """The uploaded pictures at their own size, each opened safely (`explorer.images`)."""
     if not paths:
         raise ControlError("upload: choose at least one image file")
     if len(paths) > MAX_PAIRS:
         raise ControlError(f"upload: {len(paths)} images, at most {MAX_PAIRS}")
     out = []
-    for p in paths:
+    for i, p in enumerate(paths):
         try:
-            with Image.open(p) as im:
-                if im.width * im.height > MAX_UPLOAD_PIXELS:
-                    raise ControlError(f"upload: an image of {im.width}×{im.height} is too large")
-                out.append(im.convert("RGB"))
-        except OSError:
-            raise ControlError("upload: a file is not an image PIL can read") from None
+            out.append(load_upload(getattr(p, "path", p), None).image)
+        except UploadError as e:
+            raise ControlError(f"upload {i + 1}: {e}") from None
     return out
 
 
@@ -128,11 +137,14 @@ def create_tab(ctx: AppContext) -> None:
             explain(fmt.NOTES["image_text"])
             with gr.Row():
                 it_source = gr.Radio(SOURCES, value=SOURCES[0], label="Images")
-                it_count = gr.Slider(2, MAX_PAIRS, value=8, step=1, label="How many dataset pairs")
+                it_count = passthrough(gr.Slider(2, MAX_PAIRS, value=8, step=1,
+                                                 label="How many dataset pairs"))  # fmt: skip
             it_captions = gr.Textbox(label="Captions (one a line; empty = the dataset's own)",
                                      lines=3, value="")  # fmt: skip
             it_files = gr.File(
-                label="Images to upload", file_count="multiple", file_types=["image"]
+                label=f"Images to upload (at most {MAX_PAIRS}; {STATED})",
+                file_count="multiple",
+                file_types=["image"],
             )
             it_btn, it_note, it_trained, it_untrained = _run_area(
                 "Score images against captions", "trained", "untrained"
@@ -150,13 +162,15 @@ def create_tab(ctx: AppContext) -> None:
                                     value=DEFAULT_MAP_PROMPTS, lines=2)  # fmt: skip
             with gr.Row():
                 mp_seeds = gr.Textbox(label=f"Seeds (up to {MAX_MAP_SEEDS})", value="0, 1, 2, 3")
-                mp_steps = gr.Slider(2, 50, value=25, step=1, label="Steps")
-                mp_guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance")
+                mp_steps = passthrough(gr.Slider(*MAP_STEPS, value=25, step=1, label="Steps"))
+                mp_guidance = passthrough(gr.Slider(*MAP_GUIDANCE, value=7.5, step=0.5,
+                                                    label="Guidance"))  # fmt: skip
             with gr.Row():
                 mp_what = gr.Radio(["latents", "x0"], value="latents", label="Points",
                                    info="latents: x_t at each step · x0: the clean latent each step predicts")  # fmt: skip
                 mp_method = gr.Radio(["umap", "pca"], value="umap", label="Map")
-                mp_seed = gr.Number(value=0, precision=0, label="Map seed (UMAP random_state)")
+                mp_seed = passthrough(gr.Number(value=0, precision=0,
+                                                label="Map seed (UMAP random_state)"))  # fmt: skip
             mp_btn = gr.Button("Run and map", variant="primary")
             mp_note = gr.Markdown()
             mp_plot = gr.Plot(label="map")
@@ -168,11 +182,13 @@ def create_tab(ctx: AppContext) -> None:
 
     @visitor_errors
     def tokens(a, b):
-        a, _ = clean_text("prompt A", a)
-        b = clean_text("prompt B", b)[0] or a
+        a, notes = clean_text("prompt A", a)
+        b, notes_b = clean_text("prompt B", b)
+        notes += notes_b + ([] if a else ["prompt A is empty: only the start and end tokens"])
+        b = b or a
         pipe = ctx.pipe()
         r = emb.compare_tokens(pipe.text_encoder, pipe.tokenizer, a, b)
-        note = fmt.tokens_note(r)
+        note = notes_markdown(notes) + fmt.tokens_note(r)
         heat = charts.heatmap_figure(
             r.cosine, charts.numbered(r.a.tokens[: r.a.n_text], 16),
             charts.numbered(r.b.tokens[: r.b.n_text], 16),
@@ -182,7 +198,7 @@ def create_tab(ctx: AppContext) -> None:
 
     @visitor_errors
     def similarity(text):
-        prompts = prompt_lines(text, "prompts", MAX_PROMPTS)
+        prompts, notes = prompt_lines(text, "prompts", MAX_PROMPTS)
         clip, _ = _find_clip(ctx)
         vectors, what = run_engine(clipmod.prompt_vectors, ctx.pipe(), clip, prompts)
         labels = charts.numbered(prompts, 28)
@@ -191,7 +207,7 @@ def create_tab(ctx: AppContext) -> None:
         proj = maps.project(vectors, "umap")
         pmap = charts.map_figure(labels, [p[None] for p in proj.xy],
                                  f"Prompts on a map ({proj.method.upper()})", note=proj.note)  # fmt: skip
-        return f"Vectors: {what}.", heat, pmap
+        return f"{notes_markdown(notes)}Vectors: {what}.", heat, pmap
 
     @visitor_errors
     def image_text(source, count, captions_text, files):
@@ -200,17 +216,17 @@ def create_tab(ctx: AppContext) -> None:
             return f"⚠ {missing}", None, None
         if source not in SOURCES:
             raise ControlError(f"images: choose one of {', '.join(SOURCES)}")
-        typed = (
+        typed, notes = (
             prompt_lines(captions_text, "captions", MAX_PAIRS)
-            if captions_text and captions_text.strip()
-            else None
+            if isinstance(captions_text, str) and captions_text.strip()
+            else (None, [])
         )
         if source == SOURCES[0]:
             if not clip.mini:
                 raise ControlError(
                     "the Mini dataset only fits the Mini model: generate or upload images"
                 )
-            n = len(typed) if typed else int(validate_int_range("count", count, 2, MAX_PAIRS))
+            n = len(typed) if typed else validate_int_range("count", count, 2, MAX_PAIRS)
             images, captions = clipmod.dataset_pairs(n)
             captions = typed or captions
         elif source == SOURCES[1]:
@@ -234,7 +250,7 @@ def create_tab(ctx: AppContext) -> None:
                 res.similarity, rows, cols, title, row_images=images, mark_diagonal=True
             )
 
-        note = fmt.loss_text(r)
+        note = notes_markdown(notes) + fmt.loss_text(r)
         untrained_fig = None
         if clip.mini:
             u = run_engine(clipmod.image_text, clipmod.untrained(clip), images, captions)
@@ -244,14 +260,14 @@ def create_tab(ctx: AppContext) -> None:
 
     @visitor_errors
     def norms(text):
-        prompts = prompt_lines(text, "prompts", MAX_PROMPTS)
+        prompts, notes = prompt_lines(text, "prompts", MAX_PROMPTS)
         clip, missing = _find_clip(ctx)
         if clip is None:
             vec, what = clipmod.prompt_vectors(ctx.pipe(), None, prompts)
             raw = emb.row_norms(vec)
             fig = charts.norms_figure({"raw": raw, "normalised": emb.row_norms(emb.normalize(vec))},
                                       charts.numbered(prompts, 24), f"Lengths of {what}")  # fmt: skip
-            return f"⚠ {missing}", fig, None
+            return f"{notes_markdown(notes)}⚠ {missing}", fig, None
         images = clipmod.dataset_pairs(len(prompts))[0] if clip.mini else []
         t = clipmod.text_features(clip, prompts)  # (M, P)
         v = clipmod.image_features(clip, images) if images else t[:0]  # (N, P)
@@ -271,7 +287,7 @@ def create_tab(ctx: AppContext) -> None:
             if images
             else None
         )
-        note = (
+        note = notes_markdown(notes) + (
             f"{clip.source}: logit scale exp(logit_scale) = **{n.logit_scale:.2f}**: "
             f"logits = {n.logit_scale:.2f} × cos(v, t). Raw text lengths: "
             + ", ".join(f"{v:.2f}" for v in n.text_raw)
@@ -290,22 +306,23 @@ def create_tab(ctx: AppContext) -> None:
         map_seed,
         progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
     ):
-        prompts = prompt_lines(prompts_text, "prompts", MAX_MAP_PROMPTS)
+        prompts, notes = prompt_lines(prompts_text, "prompts", MAX_MAP_PROMPTS)
         seeds = parse_numbers(seeds_text, name="seeds", integer=True, lo=0, hi=SEED_MAX,
                               max_count=MAX_MAP_SEEDS, unique=True)  # fmt: skip
         if len(prompts) * len(seeds) > MAX_MAP_RUNS:
             raise ControlError(
                 f"{len(prompts)} prompts × {len(seeds)} seeds is more than {MAX_MAP_RUNS} runs"
             )
-        steps, guidance = validate_int("steps", steps), validate_float("guidance", guidance)
+        steps = validate_int_range("steps", steps, *MAP_STEPS)
+        guidance = validate_float_range("guidance", guidance, *MAP_GUIDANCE)
         if what not in ("latents", "x0") or method not in ("umap", "pca"):
             raise ControlError("points must be 'latents' or 'x0'; map must be 'umap' or 'pca'")
-        map_seed = validate_int_range("map seed", map_seed, 0, 2**32 - 1)
+        map_seed = validate_int_range("map seed", map_seed, 0, MAP_SEED_MAX)
         runs = run_engine(maps.map_runs, ctx.pipe(), prompts, seeds, steps=steps, guidance=guidance, what=what,
                        method=method, map_seed=map_seed,
                        progress=lambda f, d: progress(f, desc=d))  # fmt: skip
         p = runs.map.projection
-        note = (f"{len(runs.traces)} runs × {len(runs.map.paths[0])} points, "
+        note = (f"{notes_markdown(notes)}{len(runs.traces)} runs × {len(runs.map.paths[0])} points, "
                 f"{runs.traces[0].latents[0].numel()} numbers each, mapped with **{p.method.upper()}**"
                 + (f" · ⚠ {p.note}" if p.note else "")
                 + (f" · PCA axes hold {p.explained[0]:.0%} and {p.explained[1]:.0%} of the variance" if p.explained else ""))  # fmt: skip
@@ -330,14 +347,3 @@ def create_tab(ctx: AppContext) -> None:
                  concurrency_id="clip")  # fmt: skip
     mp_step.release(show_step, [mp_state, mp_step], [mp_plot, mp_images], api_visibility="private",
                    concurrency_limit=VIEW_CONCURRENCY, concurrency_id="views")  # fmt: skip
-
-
-def validate_int_range(name: str, value, lo: int, hi: int) -> int:
-    """A whole number in [lo, hi] for a control of this tab (not in the run registry)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ControlError(f"{name} must be a whole number, got {value!r}") from None
-    if number != int(number) or not lo <= number <= hi:
-        raise ControlError(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
-    return int(number)

@@ -16,7 +16,8 @@ from typing import Any
 
 import gradio as gr
 
-from explorer.controls import ControlError
+from explorer.controls import ControlError, RunSettings, token_note
+from explorer.models import private_tokenizer
 
 log = logging.getLogger("explorer.ui")
 
@@ -144,6 +145,19 @@ def _is_generator(fn: Callable) -> bool:
     import inspect
 
     return inspect.isgeneratorfunction(fn)
+
+
+def prompt_notes(pipe, settings: RunSettings) -> list[str]:
+    """What the visitor must be told about a run's prompt: the validation notes (empty prompt,
+    characters removed) and, past what the text encoder reads, that the rest is cut."""
+    n_tokens = len(private_tokenizer(pipe)(settings.prompt)["input_ids"])
+    cut = token_note(n_tokens, pipe.tokenizer.model_max_length)
+    return [*settings.notes, *([cut] if cut else [])]
+
+
+def notes_markdown(notes: list[str]) -> str:
+    """Notes as warning lines to put above a status text."""
+    return "".join(f"⚠ {n}  \n" for n in notes)
 
 
 def explain(text: str) -> gr.Markdown:

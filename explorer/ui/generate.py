@@ -21,16 +21,17 @@ import gradio as gr
 
 from explorer import anatomy
 from explorer.capture import trace as run_trace
-from explorer.controls import UI_SEED_MAX, token_note, validate_run
-from explorer.models import private_tokenizer
-from explorer.runzip import pack, unpack
+from explorer.controls import UI_SEED_MAX, validate_run
+from explorer.runzip import MAX_ZIP_BYTES, pack, unpack
 from explorer.tracefile import Trace
 from explorer.ui.common import (
     RUN_CONCURRENCY,
     AppContext,
     StopFlags,
     gpu,
+    notes_markdown,
     pixel_image,
+    prompt_notes,
     session_key,
     visitor_errors,
 )
@@ -128,7 +129,8 @@ def create_tab(ctx: AppContext) -> StepViews:
                 with gr.Row():
                     save_btn = gr.Button("Save run", size="sm")
                     saved = gr.File(label="Saved run (zip)", interactive=False)
-                opened = gr.File(label="Open a saved run (.zip)", file_types=[".zip"])
+                opened = gr.File(label=f"Open a saved run (.zip, up to {MAX_ZIP_BYTES // 2**20} MB)",
+                                 file_types=[".zip"])  # fmt: skip
     inputs = [prompt, negative, seed, steps, guidance, scheduler]
     gr.Examples(EXAMPLES, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
     inputs.append(size)
@@ -151,13 +153,10 @@ def create_tab(ctx: AppContext) -> StepViews:
             prompt, negative_prompt, seed, steps, guidance, scheduler, size, ctx.fixed_size
         )
         pipe = ctx.pipe()
-        notes = list(settings.notes)
-        n_tokens = len(private_tokenizer(pipe)(settings.prompt)["input_ids"])
-        note = token_note(n_tokens, pipe.tokenizer.model_max_length)
-        notes += [note] if note else []
+        notes = prompt_notes(pipe, settings)
         for n in notes:
             gr.Warning(n)
-        header = "".join(f"⚠ {n}  \n" for n in notes)
+        header = notes_markdown(notes)
         key = session_key(request)
         flag = flags.start(key)
         try:

@@ -13,7 +13,7 @@ import gradio as gr
 from explorer.controls import CONTROLS
 
 
-def _passthrough(component: gr.components.Component) -> gr.components.Component:
+def passthrough(component: gr.components.Component) -> gr.components.Component:
     """Let the raw value through to the handler (an instance override: no subclass, so the
     browser uses the usual widget and gradio writes no stub file)."""
     component.preprocess = lambda payload: payload
@@ -28,7 +28,7 @@ def control_input(name: str, **kwargs) -> gr.components.Component:
     if c.kind == "text":
         return gr.Textbox(**common)
     if c.kind == "choice":
-        return _passthrough(gr.Dropdown(list(c.choices), **common))
+        return passthrough(gr.Dropdown(list(c.choices), **common))
     if name == "seed":  # too wide a range for a slider
-        return _passthrough(gr.Number(precision=0, **common))
-    return _passthrough(gr.Slider(c.minimum, c.maximum, step=c.step, **common))
+        return passthrough(gr.Number(precision=0, **common))
+    return passthrough(gr.Slider(c.minimum, c.maximum, step=c.step, **common))

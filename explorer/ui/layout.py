@@ -47,7 +47,7 @@ def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
     with gr.Blocks(title="Diffusion Explorer") as demo:
         gr.Markdown(HEADER.format(model=ctx.model_name))
         with gr.Accordion("Limits of this app", open=False, elem_id="limits"):
-            gr.Markdown(markdown_limits())
+            gr.Markdown(markdown_limits(ctx.fixed_size, ctx.model_name))
         with gr.Tabs():
             for module in tab_modules(tabs):
                 with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
@@ -56,9 +56,10 @@ def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
     return demo
 
 
-def launch_options() -> dict:
+def launch_options(max_file_size: str = MAX_FILE_SIZE) -> dict:
     """Keyword arguments for `demo.launch` that every launch uses (theme, CSS, limits).
 
-    No `allowed_paths`: the app serves only what its handlers return.
+    No `allowed_paths`: the app serves only what its handlers return. `max_file_size`: gradio
+    refuses larger uploads before any handler sees them (a test launches with a small one).
     """
-    return dict(theme=gr.themes.Soft(), css=CSS, max_file_size=MAX_FILE_SIZE, show_error=False)
+    return dict(theme=gr.themes.Soft(), css=CSS, max_file_size=max_file_size, show_error=False)

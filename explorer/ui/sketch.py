@@ -19,8 +19,10 @@ from explorer.ui.common import (
     VIEW_CONCURRENCY,
     AppContext,
     explain,
+    notes_markdown,
     pixel_gallery,
     pixel_image,
+    prompt_notes,
     run_engine,
     visitor_errors,
 )
@@ -82,7 +84,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         pipe = ctx.pipe()
         loaded = load_sketch(pipe, sketch, upload, how)
         kw = dict(steps=s.steps, guidance=s.guidance, seed=s.seed, scheduler=s.scheduler)
-        notes = notes_text(loaded) + "".join(f"⚠ {n}  \n" for n in s.notes)
+        notes = notes_text(loaded) + notes_markdown(prompt_notes(pipe, s))
         return pipe, loaded, s.prompt, kw, notes
 
     @visitor_errors

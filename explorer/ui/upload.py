@@ -13,11 +13,14 @@ from explorer import images
 from explorer.capture import trace
 from explorer.controls import validate_int, validate_run
 from explorer.images import FIT_WORDS, Loaded
+from explorer.ui.common import notes_markdown, prompt_notes
 from explorer.ui.inputs import control_input
 
 
 def image_upload(label: str, **kwargs) -> gr.Image:
-    """An image upload whose value reaches the handler as a file path (or None), unopened."""
+    """An image upload whose value reaches the handler as a file path (or None), unopened; its
+    label states what it takes."""
+    label = f"{label} ({images.STATED})"
     component = gr.Image(label=label, type="filepath", sources=["upload", "clipboard"], **kwargs)
     component.preprocess = lambda payload: getattr(payload, "path", None)  # instance override
     return component
@@ -84,4 +87,5 @@ def picture(pipe, upload: str | None, how: str, prompt, seed) -> tuple:
         return loaded.image, notes_text(loaded)
     s = validate_run(prompt, seed=validate_int("seed", seed))
     image = trace(pipe, s.prompt, seed=s.seed).image
-    return image, f"No upload: generated “{s.prompt}” (seed {s.seed}, {s.steps} steps).  \n"
+    notes = notes_markdown(prompt_notes(pipe, s))
+    return image, f"{notes}No upload: generated “{s.prompt}” (seed {s.seed}, {s.steps} steps).  \n"

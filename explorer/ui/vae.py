@@ -10,7 +10,9 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer import vae
+from explorer.controls import validate_float_range
 from explorer.ui.common import RUN_CONCURRENCY, AppContext, explain, pixel_image, visitor_errors
+from explorer.ui.inputs import passthrough
 from explorer.ui.upload import fallback_inputs, picture, picture_inputs
 
 TITLE = "Latent space"
@@ -35,14 +37,7 @@ def channel_index(value) -> int | None:
 
 def edit_scale(value) -> float:
     """The factor k of the edit, within SCALE_LIMITS."""
-    lo, hi = SCALE_LIMITS
-    try:
-        k = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale k must be a number, got {value!r}") from None
-    if not lo <= k <= hi:
-        raise ValueError(f"scale k must be between {lo:g} and {hi:g}, got {k:g}")
-    return k
+    return validate_float_range("scale k", value, *SCALE_LIMITS)
 
 
 def numbers_markdown(r: vae.RoundTrip) -> str:
@@ -74,8 +69,8 @@ def create_tab(ctx: AppContext) -> None:
             prompt, seed = fallback_inputs("vae")
             with gr.Row():
                 channel = gr.Dropdown(CHANNELS, value="0", label="Edit: channel")
-                scale = gr.Slider(*SCALE_LIMITS, value=0.0, step=0.25,
-                                  label="Edit: scale k (0 zeroes the channel, 1 leaves it)")  # fmt: skip
+                scale = passthrough(gr.Slider(*SCALE_LIMITS, value=0.0, step=0.25,
+                                  label="Edit: scale k (0 zeroes the channel, 1 leaves it)"))  # fmt: skip
             button = gr.Button("Encode and decode", variant="primary")
     status = gr.Markdown()
     with gr.Row():
