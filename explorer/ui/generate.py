@@ -42,7 +42,9 @@ TITLE = "Generate"
 # Seconds between streamed updates (the first step is streamed at once): each update costs the
 # server time the run itself needs (the preview gallery's pictures, under Python's one lock).
 STREAM_EVERY = 0.2
-DECODE_BATCH = 12  # pictures (x_t and x0) decoded together while the run goes on
+GALLERY_EVERY = 0.5  # ...and the preview gallery (every picture so far) at most this often
+DECODE_BATCH = 12  # pictures (x_t and x0) decoded together while the run goes on...
+DECODE_TAIL = 4  # ...except in its last steps, decoded as they come
 
 EXAMPLES = [  # prompt, negative prompt, seed, steps, guidance, scheduler
     ["a large red circle on a blue background", "", 0, 25, 7.5, "ddim"],
@@ -161,19 +163,26 @@ def create_tab(ctx: AppContext) -> StepViews:
         flag = flags.start(key)
         try:
             decoder = anatomy.StepDecoder(pipe.vae)
-            last = -STREAM_EVERY
+            last = last_gallery = -GALLERY_EVERY
             for final, item in stream_run(pipe, settings, flag):
                 if final:
                     break
-                if time.perf_counter() - last >= STREAM_EVERY:
-                    last = time.perf_counter()
+                now = time.perf_counter()
+                if now - last >= STREAM_EVERY:
+                    last = now
                     progress((item.num_steps, settings.steps), desc="denoising")
-                    yield {
+                    update = {
                         image: item.previews[-1],
                         status: f"{header}Step **{item.num_steps} of {settings.steps}** (preview decode)",
-                        views.gallery_x0: step_captions(item, item.previews),
                     }
-                decoder.update(item, at_least=DECODE_BATCH)  # full VAE decode, beside the run
+                    if now - last_gallery >= GALLERY_EVERY:
+                        last_gallery = now
+                        update[views.gallery_x0] = step_captions(item, item.previews)
+                    yield update
+                # full VAE decode beside the run: in batches, then step by step near the end,
+                # so little is left to decode when the run ends
+                near_end = settings.steps - item.num_steps <= DECODE_TAIL
+                decoder.update(item, at_least=1 if near_end else DECODE_BATCH)
             view = RunView(item, decoder.finish(item))
             s = item.settings
             ran = (
