@@ -326,9 +326,11 @@ def _check_schema(folder: Path, meta: dict, tensors: dict[str, torch.Tensor]) ->
 
 
 def _check_settings(folder: Path, settings: dict) -> None:
-    """The settings the views read (`SETTINGS_SCHEMA`) have their type and lie in range."""
+    """The settings the views read (`SETTINGS_SCHEMA`) have their type and lie in range; a null
+    one is dropped (as if absent: readers fall back to their defaults)."""
     for key, (kind, lo, hi) in SETTINGS_SCHEMA.items():
         if settings.get(key) is None:
+            settings.pop(key, None)
             continue
         value = settings[key]
         ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
