@@ -1,10 +1,12 @@
-"""Train the Mini Stable Diffusion: ``python -m explorer.mini.train [--stage vae|clip|unet|export|all]``.
+"""Train the Mini Stable Diffusion: ``python -m explorer.mini.train [--stage NAME|all]``.
 
-Stages run in order (the UNet needs the VAE's latents and the CLIP text tower's states; the decoder
-stage then sharpens the VAE decoder without moving the latent space the UNet learned). Each
-stage writes a resumable checkpoint to ``--work`` every ``--save-every`` steps: stop it at any time
-and run the same command again to continue. ``--smoke`` runs a few steps of each stage (used in CI
-so this script cannot rot). Seeds are fixed; the metrics go to ``<work>/metrics.json``.
+Stages run in order: vae, clip, vision, unet, decoder, export. The UNet needs the VAE's latents
+and the CLIP text tower's states; the vision stage teaches CLIP's image tower shapes with the
+text tower frozen, and the decoder stage sharpens the VAE decoder without moving the latent space
+the UNet learned. Each stage writes a resumable checkpoint to ``--work`` every ``save_every``
+steps: stop it at any time and run the same command again to continue. ``--smoke`` runs a few
+steps of each stage (used in CI so this script cannot rot). Seeds are fixed; the metrics go to
+``<work>/metrics.json``.
 """
 
 from __future__ import annotations
