@@ -57,8 +57,18 @@ def test_same_settings_same_image(client):
 
 
 def test_updates_stream_step_by_step(client):
-    job = client.submit(prompt="a blue square", steps=8, api_name="/generate")
-    job.result()
+    """Steps stream as they come, at most every `STREAM_EVERY` seconds: slowed to 0.15 s a step
+    here, so that an 8-step run streams several of them on any machine."""
+    import time
+
+    from explorer.models import load_pipeline
+
+    slow = load_pipeline().unet.register_forward_pre_hook(lambda *a: time.sleep(0.15))
+    try:
+        job = client.submit(prompt="a blue square", steps=8, api_name="/generate")
+        job.result()
+    finally:
+        slow.remove()
     statuses = [o[1] for o in job.outputs()]
     steps = [int(m.group(1)) for s in statuses if (m := re.search(r"Step \*\*(\d+) of 8", s))]
     assert len(steps) >= 2, statuses
