@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from explorer.tracefile import Trace
@@ -89,7 +90,7 @@ def unpack(path: str | Path) -> Trace:
                     if len(data) != info.file_size:
                         raise RunFileError(f"{info.filename!r} is not the size the zip says")
                     (Path(tmp) / name).write_bytes(data)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError) as e:
             raise RunFileError(f"the zip cannot be read ({e})") from None
         try:
             return Trace.load(tmp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,19 @@ from diffusers import (
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
+from hypothesis import settings
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
 # Two OpenMP threads on two cores shared with another busy process spin-wait each other into a
 # 100x slowdown (a tiny UNet call: 2 s instead of 12 ms); tests are small, one thread suffices.
 torch.set_num_threads(1)
+
+# Property tests draw the same examples on every run (CI must not pass or fail by chance); to
+# explore afresh locally: HYPOTHESIS_PROFILE=explore python -m pytest tests/test_fuzz_inputs.py
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WORDS = "a an the red green blue yellow circle square triangle on of background small big".split()

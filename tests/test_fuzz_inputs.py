@@ -179,3 +179,14 @@ def test_any_bytes_open_as_a_picture_or_an_upload_error(data, keep):
         assert str(e) and "Traceback" not in str(e)
         return
     assert loaded.image.mode == "RGB" and sorted(loaded.image.size) == sorted(loaded.original_size)
+
+
+def test_a_damaged_deflate_stream_is_refused(run_zip, tmp_path):
+    """The example hypothesis found: one byte of a member's compressed data zeroed makes zlib
+    fail mid-read; that is a damaged upload, refused with a message."""
+    raw = bytearray(run_zip.read_bytes())
+    raw[44] = 0
+    path = tmp_path / "damaged.zip"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RunFileError, match="cannot be read|not a valid saved run|not a zip"):
+        unpack(path)
