@@ -9,7 +9,7 @@ Measures, against `python app.py` started here as a subprocess on a free loopbac
              pictures has arrived (bar: <= 1.5 s); the client fetches the pictures as a browser
              does, over keep-alive connections, six at a time
   message    the same run until its final message (every output, pictures as URLs) arrives
-The server is stopped at the end (and on Ctrl-C). Loopback only; nothing is downloaded.
+The server is stopped at the end (and on Ctrl-C). Loopback only: nothing is fetched from outside.
 """
 
 from __future__ import annotations
