@@ -4,7 +4,7 @@
 `markdown_bad_inputs()` print (`python -m explorer.limits`; a test checks it), and
 tests/test_hardening.py sends every row of `BAD_INPUTS` through gradio_client and checks the
 answer. A new endpoint adds its rows here: `endpoint` is its api name, `inputs` the keyword
-arguments that differ from the test's defaults, `upload` the name of a bad-file maker in the test
+arguments that differ from the test's defaults, `upload` the name of a bad-file maker in tests/bad_files.py
 (`bad_file` for /open_run, `bad_picture` for the picture inputs).
 """
 
@@ -27,7 +27,7 @@ class Case:
     answer: str  # regex: the error message, or for `runs=True` the status text
     inputs: dict[str, Any] = field(default_factory=dict)  # overrides of the test's defaults
     runs: bool = False  # True: the run happens (with a note); False: refused with a message
-    upload: str | None = None  # a bad file, by the name of its maker in the test
+    upload: str | None = None  # a bad file, by the name of its maker (tests/bad_files.py)
 
 
 def _cases(endpoint: str, rows: list[tuple]) -> list[Case]:
