@@ -8,6 +8,7 @@ pixels best (``shape``). The Mini CLIP's zero-shot choice (``zero_shot``) is sco
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,15 @@ def _centroid(w: np.ndarray) -> tuple[float, float]:
     return float((xs * w).sum() / total), float((ys * w).sum() / total)
 
 
+@functools.cache
+def _unit(name: str) -> tuple[float, float, float]:
+    """A shape drawn at radius 10 around (32, 32): its area and its centroid's offset from the
+    drawing centre (the triangle's centroid is not its centre), per unit of radius."""
+    unit = _outline(name, 32.0, 32.0, 10.0)
+    ux, uy = _centroid(unit)
+    return float(unit.sum()) / 100.0, (ux - 32.0) / 10.0, (uy - 32.0) / 10.0
+
+
 def shape(cover: np.ndarray) -> str:
     """The shape whose outline, scaled to the same area and moved to the same centroid as the
     ``cover`` map (64, 64), differs from it least (sum of absolute differences)."""
@@ -50,10 +60,9 @@ def shape(cover: np.ndarray) -> str:
     cx, cy = _centroid(cover)
     best, best_err = data.SHAPES[0], float("inf")
     for name in data.SHAPES:
-        unit = _outline(name, 32.0, 32.0, 10.0)  # area and centroid offset at radius 10
-        r = 10.0 * (area / max(float(unit.sum()), 1e-6)) ** 0.5
-        ux, uy = _centroid(unit)
-        dx, dy = (ux - 32.0) * r / 10.0, (uy - 32.0) * r / 10.0  # centroid minus drawing centre
+        unit_area, ox, oy = _unit(name)
+        r = (area / unit_area) ** 0.5  # the radius that gives the same area
+        dx, dy = ox * r, oy * r  # centroid minus drawing centre at that radius
         err = float(np.abs(_outline(name, cx - dx, cy - dy, r) - cover).sum())
         if err < best_err:
             best, best_err = name, err

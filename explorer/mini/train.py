@@ -197,8 +197,8 @@ def train_vision(cfg: Config, work: Path, device: torch.device, metrics: dict) -
                 model.get_image_features(pixel_values=pixels).pooler_output.float(), dim=-1
             )  # (B, P)
             loss = clip_loss(model, tokenizer, pixels, captions, negatives, device, v)
+            true = [data.full_caption(sc) for sc in scenes]
             for options in (judge.shape_options, judge.position_options):
-                true = [data.full_caption(sc) for sc in scenes]
                 opts = [[c] + [o for o in options(sc) if o != c] for c, sc in zip(true, scenes)]
                 loss = loss + variant_loss(model, tokenizer, v, opts, device)
         return optimize(opt, params, loss)
