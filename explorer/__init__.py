@@ -5,7 +5,7 @@ Nothing heavy loads at import time: the public names below are imported lazily.
     >>> import explorer
     >>> pipe = explorer.load_pipeline()          # the embedded Mini SD
     >>> t = explorer.trace(pipe, "a red circle on a blue background", steps=25)
-    >>> t.image, t.latents.shape                 # PIL image, (26, 4, 8, 8)
+    >>> t.image, t.latents.shape                 # PIL image, (26, 4, 16, 16)
 """
 
 from importlib import import_module
