@@ -266,9 +266,10 @@ def markdown_bad_inputs() -> str:
 
 
 def run_memory_bytes(
-    steps: int, channels: int = 4, h: int = 8, w: int = 8, scale: int = 8, guided: bool = True
+    steps: int, channels: int = 4, h: int = 16, w: int = 16, scale: int = 4, guided: bool = True
 ) -> int:
-    """An upper estimate of what one run keeps in memory besides the model (bytes).
+    """An upper estimate of what one run keeps in memory besides the model (bytes); the defaults
+    are the Mini model's latent (4 × 16 × 16, VAE factor 4).
 
     Per step the trace keeps float32 (C, h, w) tensors: x_t, model input, ε, x_0, and with
     guidance ε_uncond and ε_text (6·C·h·w·4 bytes), plus three (h·scale, w·scale) RGB pictures
@@ -320,7 +321,7 @@ def limits(fixed_size: int | None = None, model: str | None = None) -> list[tupl
          f"{MAX_FILE_STEPS} steps, latents up to {MAX_FILE_SIZES['h']} × {MAX_FILE_SIZES['w']}; "
          f"a picture {MAX_UPLOAD_BYTES // 2**20} MB", "gradio, `runzip`, `tracefile`, `images`"),
         ("per-run memory", f"Mini, {steps} steps: at most {mb(run_memory_bytes(steps))}; "
-         f"SD 1.5 at 512 × 512: {mb(run_memory_bytes(steps, 4, 64, 64))} (besides the model)",
+         f"SD 1.5 at 512 × 512: {mb(run_memory_bytes(steps, 4, 64, 64, 8))} (besides the model)",
          "bounded by the step limit (`limits.run_memory_bytes`)"),
         ("runs at once", f"{RUN_CONCURRENCY} single runs, {EXPERIMENT_CONCURRENCY} experiment, "
          f"{QUEUE_SIZE} waiting", "gradio queue, per event (`layout.build_demo`)"),

@@ -206,12 +206,6 @@ def test_mini_background_does_not_concentrate_at_the_object(mini_position_maps, 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="Mini weights (UNet 6,500 steps): the 'circle' token's map is nearly flat; it peaks at "
-    "the top-left object but not at the bottom-right one (the model localises mostly through "
-    "'background' and the start token)",
-)
 @pytest.mark.parametrize("position", POSITIONS)
 def test_mini_circle_concentrates_at_its_position(mini_position_maps, position):
     shares = mini_position_maps[position]["circle"]
