@@ -1,12 +1,14 @@
 """The Mini SD's speed (issue 2): one guided 25-step generation at 64x64, and loading the folder.
 
-    python benchmarks/bench_mini.py [--rounds 7] [--steps 25] [--threads 1]
+    python benchmarks/bench_mini.py [--rounds 7] [--steps 25] [--threads 1] [--model DIR ...]
 
 Medians over rounds, measured side by side in one process:
   generate   the plain diffusers call `pipe(prompt, num_inference_steps=25, guidance_scale=7.5)`
              (bar: <= 0.5 s); a traced run (`explorer.trace`, same settings) beside it
   load       `StableDiffusionPipeline.from_pretrained(<the Mini folder>)`, uncached: the loader
              under `explorer.load_pipeline`'s cache, called afresh each round (bar: <= 1 s)
+With ``--model`` given more than once (say the shipped folder and a retrained one), every folder
+is timed in the same rounds, one after another, so their figures compare on equal terms.
 The machine's load average is printed too: on a shared CPU the wall-clock figures move with it,
 so each line also gives this process's CPU seconds (what the call costs when it has a core).
 """
@@ -47,6 +49,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--model", action="append", help="a model folder (repeat to compare; default: the Mini)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,35 +59,46 @@ def main() -> None:
     transformers.utils.logging.disable_progress_bar()
 
     load = _load.__wrapped__  # the uncached loader: from_pretrained on the folder, every call
-    pipe = load(str(MINI_DIR), "cpu")
+    folders = [str(m) for m in (args.model or [MINI_DIR])]
+    pipes = {m: load(m, "cpu") for m in folders}
     common = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
 
-    def plain():
-        pipe(PROMPT, generator=torch.Generator("cpu").manual_seed(0), **common)
+    def calls(m: str) -> dict:
+        pipe = pipes[m]
+        return {
+            "generate": lambda: pipe(
+                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **common
+            ),
+            "traced": lambda: trace(pipe, PROMPT, steps=args.steps, guidance=args.guidance, seed=0),
+            "load": lambda: load(m, "cpu"),
+        }
 
-    def traced():
-        trace(pipe, PROMPT, steps=args.steps, guidance=args.guidance, seed=0)
-
-    plain(), traced(), load(str(MINI_DIR), "cpu")  # warm-up
-    times: dict[str, list[tuple[float, float]]] = {"generate": [], "traced": [], "load": []}
+    for m in folders:  # warm-up
+        for fn in calls(m).values():
+            fn()
+    times = {m: {"generate": [], "traced": [], "load": []} for m in folders}
     for _ in range(args.rounds):
-        times["generate"].append(timed(plain))
-        times["traced"].append(timed(traced))
-        times["load"].append(timed(lambda: load(str(MINI_DIR), "cpu")))
+        for m in folders:
+            for name, fn in calls(m).items():
+                times[m][name].append(timed(fn))
 
-    before = os.getloadavg()
     print(f"Mini SD, {args.steps} steps, guidance {args.guidance}, 64x64, "
           f"threads {torch.get_num_threads()}, rounds {args.rounds}, medians:")  # fmt: skip
-    wall = {name: statistics.median(w for w, _ in v) for name, v in times.items()}
-    for name, values in times.items():
-        med, cpu = wall[name], statistics.median(c for _, c in values)
-        bar = BARS.get(name)
-        verdict = f"(bar {bar:g} s: {'PASS' if med <= bar else 'FAIL'})" if bar else "(reported)"
-        runs = ", ".join(f"{w:.3f}" for w, _ in values)
-        print(f"  {name:9s} {med:7.3f} s wall, {cpu:6.3f} s CPU  {verdict}  [{runs}]")
-    ratio = wall["traced"] / wall["generate"]
-    print(f"  traced / plain: {ratio:.2f}x")
-    print(f"load average (1, 5, 15 min): {before[0]:.2f} {before[1]:.2f} {before[2]:.2f} "
+    for m in folders:
+        if len(folders) > 1:
+            print(f" {m}:")
+        wall = {name: statistics.median(w for w, _ in v) for name, v in times[m].items()}
+        for name, values in times[m].items():
+            med, cpu = wall[name], statistics.median(c for _, c in values)
+            bar = BARS.get(name)
+            verdict = (
+                f"(bar {bar:g} s: {'PASS' if med <= bar else 'FAIL'})" if bar else "(reported)"
+            )
+            runs = ", ".join(f"{w:.3f}" for w, _ in values)
+            print(f"  {name:9s} {med:7.3f} s wall, {cpu:6.3f} s CPU  {verdict}  [{runs}]")
+        print(f"  traced / plain: {wall['traced'] / wall['generate']:.2f}x")
+    load_avg = os.getloadavg()
+    print(f"load average (1, 5, 15 min): {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f} "
           f"on {os.cpu_count()} cores")  # fmt: skip
 
 
