@@ -29,7 +29,7 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from explorer.capture import trace  # noqa: E402
-from explorer.models import MINI_DIR, _load  # noqa: E402
+from explorer.models import MINI_DIR, ModelError, _load  # noqa: E402
 
 PROMPT = "a large red circle on a blue background"
 BARS = {"generate": 0.5, "load": 1.0}
@@ -60,7 +60,10 @@ def main() -> None:
 
     load = _load.__wrapped__  # the uncached loader: from_pretrained on the folder, every call
     folders = [str(m) for m in (args.model or [MINI_DIR])]
-    pipes = {m: load(m, "cpu") for m in folders}
+    try:
+        pipes = {m: load(m, "cpu") for m in folders}
+    except ModelError as e:
+        parser.error(f"--model: {e}")
     common = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
 
     def calls(m: str) -> dict:

@@ -307,12 +307,9 @@ def train_unet(cfg: Config, work: Path, device: torch.device, metrics: dict) -> 
         pred = unet(xt, t, encoder_hidden_states=cond).sample  # (B, 4, 16, 16)
         weight = snr[t].clamp(max=cfg.min_snr_gamma) / snr[t]  # Min-SNR-gamma for epsilon targets
         loss = (weight * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
+        value = optimize(opt, unet.parameters(), loss)
         ema.update(unet, step)
-        return loss.item()
+        return value
 
     objs = dict(unet=unet, ema=ema, opt=opt)
     ckpt = Checkpoint(work, "unet")
@@ -324,15 +321,22 @@ def train_unet(cfg: Config, work: Path, device: torch.device, metrics: dict) -> 
     torch.save(state, ckpt.path)
 
 
+# The training stages in the order "all" runs them (export follows); each has a ``<name>_steps``.
+TRAINERS = {
+    "vae": train_vae,
+    "clip": train_clip,
+    "vision": train_vision,
+    "unet": train_unet,
+    "decoder": train_decoder,
+}
+STEP_SETTINGS = [f"{name}_steps" for name in TRAINERS]
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument(
-        "--stage",
-        choices=["vae", "clip", "vision", "unet", "decoder", "export", "all"],
-        default="all",
-    )
+    p.add_argument("--stage", choices=[*TRAINERS, "export", "all"], default="all")
     p.add_argument(
         "--work", type=Path, default=Path("runs/mini-train"), help="checkpoints and metrics"
     )
@@ -341,14 +345,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="a few steps per stage, for CI")
-    for name in ("vae_steps", "clip_steps", "vision_steps", "unet_steps", "decoder_steps"):
+    for name in STEP_SETTINGS:
         p.add_argument(
             "--" + name.replace("_", "-"), type=int, default=None, help="override the default"
         )
     args = p.parse_args(argv)
 
     cfg = Config()
-    for name in ("vae_steps", "clip_steps", "vision_steps", "unet_steps", "decoder_steps"):
+    for name in STEP_SETTINGS:
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.smoke:
@@ -359,11 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     mpath = args.work / "metrics.json"
     metrics = json.loads(mpath.read_text()) if mpath.exists() else {}
     metrics["config"] = asdict(cfg)
-    stages = (
-        ["vae", "clip", "vision", "unet", "decoder", "export"]
-        if args.stage == "all"
-        else [args.stage]
-    )
+    stages = [*TRAINERS, "export"] if args.stage == "all" else [args.stage]
     for stage in stages:
         t0 = time.time()
         if stage == "export":
@@ -372,14 +372,7 @@ def main(argv: list[str] | None = None) -> None:
             out = export(args.work, args.out, device)
             print(f"exported the Mini model to {out}")
         else:
-            train = {
-                "vae": train_vae,
-                "clip": train_clip,
-                "vision": train_vision,
-                "unet": train_unet,
-                "decoder": train_decoder,
-            }
-            train[stage](cfg, args.work, device, metrics)
+            TRAINERS[stage](cfg, args.work, device, metrics)
         metrics.setdefault("minutes", {})[stage] = round((time.time() - t0) / 60, 2)
         mpath.write_text(json.dumps(metrics, indent=2))
 
