@@ -52,12 +52,12 @@ def set_threads(threads: int | None) -> int:
     Half, because OpenMP threads that outnumber the free cores spin-wait on each other: on a
     2-core machine with anything else running, 2 threads make a run many times slower than 1.
     """
-    import torch
+    from explorer import threads as explorer_threads
 
     if threads is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         threads = max(1, min(8, (cores or 1) // 2))
-    torch.set_num_threads(threads)
+    explorer_threads.set_base(threads)
     return threads
 
 

@@ -58,6 +58,7 @@ class StepDecoder:
     def update(self, trace: Trace, at_least: int = 1) -> None:
         """Decode the latents and x0 predictions not decoded yet, in one batch, once there are
         `at_least` of them (bigger batches: less per-call overhead beside the running UNet)."""
+        threads.pin()  # this handler thread may have been born during a wide block
         new_latents = trace.latents[len(self.latents) :]  # (n, C, h, w)
         new_x0 = trace.x0_pred[len(self.x0) :]  # (m, C, h, w)
         both = torch.cat([new_latents, new_x0])
@@ -68,10 +69,12 @@ class StepDecoder:
         self.x0 += images[len(new_latents) :]
 
     def finish(self, trace: Trace) -> RunPictures:
-        """All pictures of the final (possibly cancelled, so shorter) trace; the run is over, so
-        what is left decodes with every core when nothing else runs."""
-        with threads.wide():
-            self.update(trace)
+        """All pictures of the final (possibly cancelled, so shorter) trace.
+
+        What is left (the last step or two) decodes with the run's own thread count, never
+        widened (`explorer.threads.wide`): float sums can differ in the last bit between thread
+        counts, so a picture would otherwise depend on whether other runs were in flight."""
+        self.update(trace)
         T = trace.num_steps
         noise = trace.decode(what="noise")
         return RunPictures(self.latents[: T + 1], self.x0[:T], noise, "vae")

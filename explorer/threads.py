@@ -5,8 +5,14 @@ free cores spin-wait on each other, so with two runs at once, one thread each is
 batch (the magnitude sweep: 7 prompts, 14 UNet rows per step) alone on the machine gains from
 every core. `tracked()` counts the computations in flight (every traced run and batched call
 enters it); `wide()` gives its block every core if nothing else is in flight, and puts the
-setting back after. torch's thread count is process-wide: a run that starts during a wide block
-shares the cores with it until the block ends (slower for a moment, never wrong).
+setting back after.
+
+The thread count is the run's business only, never the moment's: float sums can differ in the
+last bit between thread counts, so a picture must not depend on whether other runs were in
+flight. `set_base` fixes the count every computation runs with; `pin` gives it to the calling
+thread, which matters because torch hands a thread that first uses it during a wide block every
+core for the rest of its life. Every tracked block pins itself. Only big batches widen, and they
+are compared to single runs within a tolerance anyway (the batch changes the sums too).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import torch
 
 _lock = threading.Lock()
 _in_flight = 0
+_base: int | None = None  # the thread count of every computation; None: torch's at first use
 
 
 def cores() -> int:
@@ -30,10 +37,35 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def set_base(n: int) -> None:
+    """The thread count every computation runs with (the app's --threads)."""
+    global _base
+    with _lock:
+        _base = n
+        torch.set_num_threads(n)
+
+
+def base() -> int:
+    """The thread count every computation runs with."""
+    global _base
+    with _lock:
+        if _base is None:
+            _base = torch.get_num_threads()
+        return _base
+
+
+def pin() -> None:
+    """Give the calling thread the base count, whatever it inherited."""
+    n = base()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 @contextmanager
 def tracked() -> Iterator[None]:
-    """Count the block as a computation in flight."""
+    """Count the block as a computation in flight, run with the base thread count."""
     global _in_flight
+    pin()
     with _lock:
         _in_flight += 1
     try:
@@ -49,10 +81,11 @@ def wide() -> Iterator[bool]:
 
     Yields whether it got them. Restores the previous thread count when it ends."""
     global _in_flight
+    pin()
+    before = base()
     with _lock:
         _in_flight += 1
         alone = _in_flight == 1
-        before = torch.get_num_threads()
         widen = alone and cores() > before
         if widen:
             torch.set_num_threads(cores())

@@ -19,9 +19,11 @@ from hypothesis import settings
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
+from explorer import threads
+
 # Two OpenMP threads on two cores shared with another busy process spin-wait each other into a
 # 100x slowdown (a tiny UNet call: 2 s instead of 12 ms); tests are small, one thread suffices.
-torch.set_num_threads(1)
+threads.set_base(1)
 
 # Property tests draw the same examples on every run (CI must not pass or fail by chance); to
 # explore afresh locally: HYPOTHESIS_PROFILE=explore python -m pytest tests/test_fuzz_inputs.py

@@ -12,11 +12,11 @@ from explorer import threads
 
 @pytest.fixture
 def one_thread(monkeypatch):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    before = threads.base()
+    threads.set_base(1)
     monkeypatch.setattr(threads, "cores", lambda: 2)
     yield
-    torch.set_num_threads(before)
+    threads.set_base(before)
 
 
 def test_wide_alone_uses_every_core_and_restores(one_thread):
@@ -52,3 +52,23 @@ def test_wide_restores_on_error(one_thread):
     assert torch.get_num_threads() == 1
     with threads.wide() as widened:  # the count went back down too
         assert widened
+
+
+def test_a_thread_born_during_a_wide_block_computes_with_the_base_count(one_thread):
+    """torch gives a thread that first uses it during a wide block every core for good; a
+    tracked block (every run) and pin() put it back, so its sums do not depend on the moment."""
+    seen = {}
+
+    def born_wide():
+        torch.ones(2) + 1  # first torch use, while the main thread is widened
+        seen["inherited"] = torch.get_num_threads()
+        with threads.tracked():
+            seen["tracked"] = torch.get_num_threads()
+
+    with threads.wide() as widened:
+        assert widened
+        t = threading.Thread(target=born_wide)
+        t.start()
+        t.join()
+    assert seen["inherited"] == 2, "torch no longer leaks the count: pin() may be unneeded"
+    assert seen["tracked"] == 1
