@@ -330,6 +330,7 @@ TRAINERS = {
     "decoder": train_decoder,
 }
 STEP_SETTINGS = [f"{name}_steps" for name in TRAINERS]
+OVERRIDES = [*STEP_SETTINGS, "unet_batch"]  # settings the command line can change
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -345,14 +346,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="a few steps per stage, for CI")
-    for name in STEP_SETTINGS:
+    for name in OVERRIDES:
         p.add_argument(
             "--" + name.replace("_", "-"), type=int, default=None, help="override the default"
         )
     args = p.parse_args(argv)
 
     cfg = Config()
-    for name in STEP_SETTINGS:
+    for name in OVERRIDES:
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     if args.smoke:
