@@ -37,10 +37,10 @@ class Config:
     clip_steps: int = 1000  # contrastive steps, batch clip_batch (+ one hard negative each)
     clip_batch: int = 128
     clip_lr: float = 5e-4
-    vision_steps: int = 1500  # CLIP image tower + projections, text tower frozen (see train_vision)
+    vision_steps: int = 3000  # CLIP image tower + projections, text tower frozen (see train_vision)
     vision_lr: float = 3e-4
-    unet_steps: int = 4000  # noise-prediction steps, batch unet_batch
-    unet_batch: int = 128
+    unet_steps: int = 6500  # noise-prediction steps, batch unet_batch
+    unet_batch: int = 256
     unet_lr: float = 4e-4
     unet_pool: int = 40_000  # training images pre-encoded to latents for the UNet
     caption_dropout: float = 0.1  # share of empty captions, for classifier-free guidance
