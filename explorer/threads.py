@@ -79,7 +79,7 @@ def tracked() -> Iterator[None]:
 def wide() -> Iterator[bool]:
     """A tracked block that runs with every core when it is the only one in flight.
 
-    Yields whether it got them. Restores the previous thread count when it ends."""
+    Yields whether it got them. Puts the base count back when it ends."""
     global _in_flight
     pin()
     before = base()
