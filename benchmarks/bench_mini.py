@@ -4,9 +4,13 @@
 
 Medians over rounds, measured side by side in one process:
   generate   the plain diffusers call `pipe(prompt, num_inference_steps=25, guidance_scale=7.5)`
-             (bar: <= 0.5 s); a traced run (`explorer.trace`, same settings) beside it
+             on the pipeline `explorer.load_pipeline` gives (bar: <= 0.5 s); beside it a traced
+             run (`explorer.trace`, same settings) and the same call with the UNet's eager
+             forward (`explorer.fastpath` off)
   load       `StableDiffusionPipeline.from_pretrained(<the Mini folder>)`, uncached: the loader
              under `explorer.load_pipeline`'s cache, called afresh each round (bar: <= 1 s)
+  first      load, then one generation: the first call at a new input shape also makes the
+             fast path's trace of the UNet (reported)
 With ``--model`` given more than once (say the shipped folder and a retrained one), every folder
 is timed in the same rounds, one after another, so their figures compare on equal terms.
 The machine's load average is printed too: on a shared CPU the wall-clock figures move with it,
@@ -62,9 +66,12 @@ def main() -> None:
     folders = [str(m) for m in (args.model or [MINI_DIR])]
     try:
         pipes = {m: load(m, "cpu") for m in folders}
+        eager = {m: load(m, "cpu") for m in folders}
     except ModelError as e:
         parser.error(f"--model: {e}")
     common = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
+    for pipe in eager.values():
+        pipe.unet.__dict__.pop("forward", None)  # back to UNet2DConditionModel.forward
 
     def calls(m: str) -> dict:
         pipe = pipes[m]
@@ -73,13 +80,19 @@ def main() -> None:
                 PROMPT, generator=torch.Generator("cpu").manual_seed(0), **common
             ),
             "traced": lambda: trace(pipe, PROMPT, steps=args.steps, guidance=args.guidance, seed=0),
+            "eager": lambda: eager[m](
+                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **common
+            ),
             "load": lambda: load(m, "cpu"),
+            "first": lambda: load(m, "cpu")(
+                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **common
+            ),
         }
 
     for m in folders:  # warm-up
         for fn in calls(m).values():
             fn()
-    times = {m: {"generate": [], "traced": [], "load": []} for m in folders}
+    times = {m: {name: [] for name in calls(m)} for m in folders}
     for _ in range(args.rounds):
         for m in folders:
             for name, fn in calls(m).items():
@@ -99,7 +112,8 @@ def main() -> None:
             )
             runs = ", ".join(f"{w:.3f}" for w, _ in values)
             print(f"  {name:9s} {med:7.3f} s wall, {cpu:6.3f} s CPU  {verdict}  [{runs}]")
-        print(f"  traced / plain: {wall['traced'] / wall['generate']:.2f}x")
+        print(f"  traced / plain: {wall['traced'] / wall['generate']:.2f}x, "
+              f"eager UNet / plain: {wall['eager'] / wall['generate']:.2f}x")  # fmt: skip
     load_avg = os.getloadavg()
     print(f"load average (1, 5, 15 min): {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f} "
           f"on {os.cpu_count()} cores")  # fmt: skip

@@ -31,8 +31,41 @@ import torch.nn.functional as F
 _CURRENT: contextvars.ContextVar[_Collector | None] = contextvars.ContextVar(
     "explorer_attention_collector", default=None
 )
+_SINK: contextvars.ContextVar[_Sink | None] = contextvars.ContextVar(
+    "explorer_attention_sink", default=None
+)
 _LOCK = threading.Lock()
 _USERS: dict[int, int] = {}  # id(unet) -> number of captures running on it
+
+
+class _Sink:
+    """Where taps put their `layer_map`s while `explorer.fastpath` traces a UNet call."""
+
+    def __init__(self, guided: bool) -> None:
+        self.guided = guided
+        self.maps: list[torch.Tensor] = []  # per cross-attention layer, in call order: (L, N)
+
+
+def collector() -> _Collector | None:
+    """The collector this context's captures feed, if a capture runs here."""
+    return _CURRENT.get()
+
+
+def tapped(processor: Any) -> Any | None:
+    """The processor a tap wraps, or None if `processor` is not a tap."""
+    return processor.original if isinstance(processor, _Tap) else None
+
+
+@contextlib.contextmanager
+def maps_as_outputs(guided: bool) -> Iterator[list[torch.Tensor]]:
+    """Within the block, taps append each layer's map to the yielded list instead of handing it to
+    a collector (how `explorer.fastpath` makes a trace whose outputs include the maps)."""
+    sink = _Sink(guided)
+    token = _SINK.set(sink)
+    try:
+        yield sink.maps
+    finally:
+        _SINK.reset(token)
 
 
 def cross_attention_layers(unet: torch.nn.Module) -> dict[str, Any]:
@@ -59,15 +92,16 @@ class _Collector:
 
     def add(self, attn: Any, hidden_states: torch.Tensor, context: torch.Tensor) -> None:
         """Add one layer's map of the text-conditioned half of the batch to the current step."""
+        if self.steps and self.grid is not None:
+            self.add_map(layer_map(attn, hidden_states, context, self.guided))
+
+    def add_map(self, maps: torch.Tensor) -> None:
+        """Add one layer's `layer_map` (L, N) to the current step, on the latent grid."""
         if not self.steps or self.grid is None:
             return
-        if self.guided:  # batch [uncond, text]: keep the text half
-            hidden_states, context = hidden_states.chunk(2)[1], context.chunk(2)[1]
-        probs = _probabilities(attn, hidden_states, context)  # (B, heads, HW, L)
-        maps = probs.mean(dim=(0, 1)).float().T  # (L, HW)
         h, w = self.grid
         hl, wl = _layer_grid(maps.shape[1], h, w)
-        maps = maps.reshape(1, -1, hl, wl)  # (1, L, h_l, w_l)
+        maps = maps.float().reshape(1, -1, hl, wl)  # (1, L, h_l, w_l)
         if (hl, wl) != (h, w):
             maps = F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False)
         maps = maps[0].detach().to("cpu", torch.float32)  # (L, h, w)
@@ -78,6 +112,16 @@ class _Collector:
         maps of all L tokens sum to 1), for the first `steps` steps (all by default)."""
         done = [m for m in self.steps[:steps] if m is not None]
         return torch.stack(done, dim=1) / self.n_layers  # (L, T, h, w)
+
+
+def layer_map(attn: Any, hidden_states: torch.Tensor, context: torch.Tensor, guided: bool):
+    """One layer's head-averaged probabilities for the text-conditioned half of the batch: (L, N).
+
+    `guided`: the batch is [uncond, text] (classifier-free guidance); only the text half counts."""
+    if guided:
+        hidden_states, context = hidden_states.chunk(2)[1], context.chunk(2)[1]
+    probs = _probabilities(attn, hidden_states, context)  # (B, heads, N, L)
+    return probs.mean(dim=(0, 1)).T  # (L, N)
 
 
 def _probabilities(attn: Any, hidden_states: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -125,7 +169,10 @@ class _Tap:
         **kwargs,
     ) -> torch.Tensor:
         collector = _CURRENT.get()
-        if collector is not None and encoder_hidden_states is not None:
+        sink = _SINK.get()
+        if sink is not None and encoder_hidden_states is not None:  # being traced: maps as outputs
+            sink.maps.append(layer_map(attn, hidden_states, encoder_hidden_states, sink.guided))
+        elif collector is not None and encoder_hidden_states is not None:
             with torch.no_grad():
                 collector.add(attn, hidden_states, encoder_hidden_states)
         if temb is not None:

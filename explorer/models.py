@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from explorer import fastpath
+
 MINI_DIR = Path(__file__).parent / "mini" / "model"  # the embedded default
 MINI_NAME = "mini-sd"  # what settings and the UI call the embedded model
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
@@ -104,7 +106,10 @@ def _load(model: str, device: str):
             f"could not load {model!r} as a Stable Diffusion 1.x/2.x pipeline: {e}"
         ) from e
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(dev)
+    pipe = pipe.to(dev)
+    if dev.type == "cpu":
+        fastpath.install(pipe.unet)
+    return pipe
 
 
 def mini_size() -> int:
