@@ -72,3 +72,38 @@ def test_a_thread_born_during_a_wide_block_computes_with_the_base_count(one_thre
         t.join()
     assert seen["inherited"] == 2, "torch no longer leaks the count: pin() may be unneeded"
     assert seen["tracked"] == 1
+
+
+def test_handlers_run_with_the_base_count_on_any_worker_thread(one_thread):
+    """Gradio runs handlers (and each step of a streaming one) on worker threads that may have
+    been born during a wide block; `visitor_errors` pins each call and each step."""
+    from explorer.ui.common import visitor_errors
+
+    seen, closed = [], []
+
+    @visitor_errors
+    def handler():
+        seen.append(torch.get_num_threads())
+
+    @visitor_errors
+    def streaming():
+        try:
+            for _ in range(3):
+                seen.append(torch.get_num_threads())
+                torch.set_num_threads(2)  # as if the next step ran on a thread born wide
+                yield len(seen)
+        finally:
+            closed.append(True)
+
+    def worker():
+        torch.ones(2) + 1  # first torch use while widened: this thread inherits every core
+        handler()
+        steps = streaming()
+        assert next(steps) == 2 and next(steps) == 3
+        steps.close()  # a cancelled event: the handler's own generator is closed too
+
+    with threads.wide():
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    assert seen == [1, 1, 1] and closed == [True]

@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 
+from explorer import threads
 from explorer.controls import ControlError, RunSettings, token_note
 from explorer.models import private_tokenizer
 
@@ -107,7 +108,9 @@ def run_engine(fn: Callable, *args, **kwargs):
 def visitor_errors(fn: Callable) -> Callable:
     """Turn known input errors into a plain `gr.Error`; hide anything else's traceback.
 
-    Works for plain functions and generators. `ValueError` subclasses of ours (controls, model,
+    Works for plain functions and generators. Each call (each step of a generator) first gives
+    its worker thread the app's base torch thread count (`threads.pin`): a gradio worker born
+    during a widened batch would otherwise keep every core for good. `ValueError` subclasses of ours (controls, model,
     run files) carry messages written for visitors; other exceptions are logged in full on the
     server and reported to the visitor in one line.
     """
@@ -124,16 +127,26 @@ def visitor_errors(fn: Callable) -> Callable:
 
         @functools.wraps(fn)
         def gen_wrapper(*args, **kwargs):
+            steps = fn(*args, **kwargs)
             try:
-                yield from fn(*args, **kwargs)
+                while True:
+                    threads.pin()  # gradio may run each step on another worker thread
+                    try:
+                        value = next(steps)
+                    except StopIteration:
+                        return
+                    yield value
             except Exception as e:  # noqa: BLE001 - reported to the visitor, logged above
                 raise report(e) from None
+            finally:  # a cancelled event closes this generator: close the handler's too
+                steps.close()
 
         return gen_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
+            threads.pin()  # the handler's torch work runs with the app's thread count
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001
             raise report(e) from None
