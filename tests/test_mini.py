@@ -165,10 +165,27 @@ def test_training_smoke_run_of_every_stage(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((tmp_path / "w" / "metrics.json").read_text())
-    assert {"vae", "clip", "unet", "decoder", "export"} <= set(metrics["minutes"])
+    assert {"vae", "clip", "vision", "text", "unet", "refine", "decoder", "export"} <= set(
+        metrics["minutes"]
+    )
     check_safetensors(tmp_path / "model")
     # resuming a finished stage does nothing and still succeeds
     again = subprocess.run(
         cmd[:3] + ["--stage", "vae"] + cmd[3:], capture_output=True, text=True, cwd=ROOT
     )
     assert again.returncode == 0 and "resumed vae.pt at step 2" in again.stdout + again.stderr
+
+
+def test_shape_masks_cover_the_shape_and_not_the_background(tmp_path):
+    from explorer.mini.train import shape_masks
+
+    masks = shape_masks(16, tmp_path)  # (16, 16, 16) on the latent grid
+    assert masks.shape == (16, 16, 16) and (tmp_path / "masks_16.pt").exists()
+    for seed, m in enumerate(masks.float()):
+        s = data.sample_scene(seed)
+        assert m[int(s.cy // 4), int(s.cx // 4)] > 0.9  # the shape's centre cell
+        ys, xs = torch.nonzero(m > 0, as_tuple=True)
+        reach = s.radius / 4 + 2  # the outline, plus the one-cell widening and a cell's size
+        assert (ys.float() * 4 + 2 - s.cy).abs().max() <= reach * 4
+        assert (xs.float() * 4 + 2 - s.cx).abs().max() <= reach * 4
+    assert torch.equal(shape_masks(16, tmp_path), masks)  # cached

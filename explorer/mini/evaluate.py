@@ -97,6 +97,10 @@ def prompt_following(pipe, n: int = 200, batch: int = 25) -> dict:
         out = pipe(chunk, num_inference_steps=25, guidance_scale=5.0, generator=gens)
         images += out.images
     scores = read_scenes(images, scenes)
+    for size in data.SIZES:  # shape by size: small shapes are the hard part
+        pick = [i for i, s in enumerate(scenes) if s.size == size]
+        by_size = read_scenes([images[i] for i in pick], [scenes[i] for i in pick])
+        scores[f"shape_{size}"] = by_size["shape"]
     judge_check = read_scenes([data.render(s) for s in scenes], scenes)
     return {
         "scores": scores,
