@@ -10,8 +10,8 @@ eager forward makes and shares its parameters, so its outputs are bitwise the ea
 `forward`); a hook on any inner module, a swapped attention processor or any extra argument sends
 the call to the eager forward. Attention capture's taps (`explorer.attention`) are the one swap it
 follows: for a thread that captures maps it uses a trace whose outputs include each layer's map
-(the taps' own computation, recorded) and hands them to the capture's collector. Traces are made on first use,
-one per input signature (shapes and dtypes), and kept for the last few signatures.
+(the taps' own computation, recorded) and hands them to the capture's collector. Traces are made
+on first use, one per input signature (shapes, dtypes, maps or not), and kept for the last few.
 """
 
 from __future__ import annotations
