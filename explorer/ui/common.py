@@ -110,9 +110,9 @@ def visitor_errors(fn: Callable) -> Callable:
 
     Works for plain functions and generators. Each call (each step of a generator) first gives
     its worker thread the app's base torch thread count (`threads.pin`): a gradio worker born
-    during a widened batch would otherwise keep every core for good. `ValueError` subclasses of ours (controls, model,
-    run files) carry messages written for visitors; other exceptions are logged in full on the
-    server and reported to the visitor in one line.
+    during a widened batch would otherwise keep every core for good. `ValueError` subclasses of
+    ours (controls, model, run files) carry messages written for visitors; other exceptions are
+    logged in full on the server and reported to the visitor in one line.
     """
 
     def report(e: Exception) -> gr.Error:
