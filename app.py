@@ -83,11 +83,13 @@ def build(
 
 
 def warm_up(ctx) -> None:
-    """One tiny run, so the first visitor does not pay for first-call set-up."""
+    """Tiny runs, so the first visitor does not pay for first-call set-up (on the CPU that
+    includes tracing the UNet for a plain run and for one with attention maps: explorer.fastpath)."""
     from explorer.capture import trace
 
     try:
         trace(ctx.pipe(), "warm up", steps=1, preview=True).decode(what="x0")
+        trace(ctx.pipe(), "warm up", steps=1, attention=True)
     except Exception:  # noqa: BLE001 - a failed warm-up must not stop the server
         log.exception("warm-up run failed")
 

@@ -122,3 +122,16 @@ def test_cast_weights_get_a_trace_of_their_own(make_tiny_pipe):
 
 def test_the_mini_pipeline_loads_with_the_fast_path(mini_pipe):
     assert isinstance(mini_pipe.unet.__dict__.get("forward"), fastpath.FastForward)
+
+
+def test_the_app_warm_up_makes_the_traces_a_first_visitor_needs():
+    import types
+
+    import app
+    from explorer.models import MINI_DIR, _load
+
+    pipe = _load.__wrapped__(str(MINI_DIR), "cpu")  # a fresh Mini pipeline, no traces yet
+    assert not pipe.unet.forward.traces
+    app.warm_up(types.SimpleNamespace(pipe=lambda: pipe))
+    made = {(key[0][0], key[-1]) for key in pipe.unet.forward.traces}
+    assert made == {((2, 4, 16, 16), None), ((2, 4, 16, 16), True)}  # plain, and with maps
