@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from explorer import decode as dec
-from explorer import threads
 from explorer.tracefile import TENSOR_FIELDS, Trace
 
 
@@ -58,7 +57,6 @@ class StepDecoder:
     def update(self, trace: Trace, at_least: int = 1) -> None:
         """Decode the latents and x0 predictions not decoded yet, in one batch, once there are
         `at_least` of them (bigger batches: less per-call overhead beside the running UNet)."""
-        threads.pin()  # this handler thread may have been born during a wide block
         new_latents = trace.latents[len(self.latents) :]  # (n, C, h, w)
         new_x0 = trace.x0_pred[len(self.x0) :]  # (m, C, h, w)
         both = torch.cat([new_latents, new_x0])
