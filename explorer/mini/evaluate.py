@@ -27,6 +27,7 @@ from explorer.mini import architecture as arch
 from explorer.mini import data, judge
 
 METRICS = Path(__file__).parent / "metrics.json"
+FIELDS = ("background", "colour", "position", "shape")  # what the judge reads from pixels
 BARS = {
     "vae_psnr_db": 30.0,
     "clip_retrieval_top1": 0.90,
@@ -76,14 +77,16 @@ def clip_scores(clip, tokenizer) -> dict:
 
 
 def read_scenes(images, scenes) -> dict:
-    """Share of images whose pixels show each attribute of their scene."""
-    readings = [judge.read(im) for im in images]
-    return {
-        field: float(
-            np.mean([getattr(r, field) == getattr(s, field) for r, s in zip(readings, scenes)])
+    """Share of images whose pixels show each attribute of their scene, and the shape by size
+    (``shape_small``, ``shape_large``: small shapes are the hard part)."""
+    hits = [{f: getattr(judge.read(im), f) == getattr(s, f) for f in FIELDS}
+            for im, s in zip(images, scenes)]  # fmt: skip
+    scores = {f: float(np.mean([h[f] for h in hits])) for f in FIELDS}
+    for size in data.SIZES:
+        scores[f"shape_{size}"] = float(
+            np.mean([h["shape"] for h, s in zip(hits, scenes) if s.size == size])
         )
-        for field in ("background", "colour", "position", "shape")
-    }
+    return scores
 
 
 @torch.no_grad()
@@ -97,10 +100,6 @@ def prompt_following(pipe, n: int = 200, batch: int = 25) -> dict:
         out = pipe(chunk, num_inference_steps=25, guidance_scale=5.0, generator=gens)
         images += out.images
     scores = read_scenes(images, scenes)
-    for size in data.SIZES:  # shape by size: small shapes are the hard part
-        pick = [i for i, s in enumerate(scenes) if s.size == size]
-        by_size = read_scenes([images[i] for i in pick], [scenes[i] for i in pick])
-        scores[f"shape_{size}"] = by_size["shape"]
     judge_check = read_scenes([data.render(s) for s in scenes], scenes)
     return {
         "scores": scores,
