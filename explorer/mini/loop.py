@@ -1,4 +1,5 @@
-"""The training loop the Mini model's stages share: schedule, checkpoints, progress, EMA."""
+"""The training loop the Mini model's stages share: schedule, checkpoints, progress, EMA, and
+loading a finished stage's model (``load_stage_model``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm import tqdm
+
+from explorer.mini import architecture as arch
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int = 100) -> float:
@@ -94,3 +97,31 @@ class EMA(torch.nn.Module):
         state = model.state_dict()
         names = [n for n, _ in model.named_parameters()]
         return {**state, **{n: s.detach().clone() for n, s in zip(names, self.shadow)}}
+
+
+def load_stage_model(stage: str, work: Path, device: torch.device, refined: bool = True):
+    """The trained module of a finished stage (the EMA weights for the UNet; the refined UNet
+    where that stage has run, unless ``refined`` is false)."""
+    if stage == "vae" and (work / "decoder.pt").exists():
+        stage = "decoder"  # the decoder-tuned VAE (same encoder)
+    if stage == "clip" and (work / "text.pt").exists():
+        stage = "text"  # the CLIP whose towers both learned the shape words
+    elif stage == "clip" and (work / "vision.pt").exists():
+        stage = "vision"  # the image-tuned CLIP (same text tower)
+    if stage == "unet" and refined and (work / "refine.pt").exists():
+        stage = "refine"  # the shape-refined UNet
+    state = torch.load(work / f"{stage}.pt", map_location="cpu", weights_only=True)
+    if stage in ("vae", "decoder"):
+        model = arch.build_vae()
+        model.load_state_dict(state["vae"])
+    elif stage in ("clip", "vision", "text"):
+        model = arch.build_clip(len(arch.build_tokenizer()))
+        model.load_state_dict(state["clip"])
+    else:
+        model = arch.build_unet()
+        if "ema_unet" not in state:  # a stage stopped early: average the EMA shadow into a UNet
+            ema = EMA(model, 0.0)
+            ema.load_state_dict(state["ema"])
+            state["ema_unet"] = ema.state_for(model)
+        model.load_state_dict(state["ema_unet"])
+    return model.to(device).eval()

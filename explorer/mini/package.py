@@ -18,13 +18,12 @@ from transformers import CLIPTextModel
 from explorer.decode import fit_preview_factors, save_preview_factors
 from explorer.mini import architecture as arch
 from explorer.mini import data
+from explorer.mini.loop import load_stage_model
 
 MODEL_DIR = Path(__file__).parent / "model"  # the shipped weights
 
 
 def export(work: Path, out: Path | None, device: torch.device) -> Path:
-    from explorer.mini.train import load_stage_model
-
     out = Path(out) if out else MODEL_DIR
     vae = load_stage_model("vae", work, torch.device("cpu"))
     clip = load_stage_model("clip", work, torch.device("cpu"))
