@@ -176,6 +176,50 @@ def test_training_smoke_run_of_every_stage(tmp_path):
     assert again.returncode == 0 and "resumed vae.pt at step 2" in again.stdout + again.stderr
 
 
+@pytest.mark.slow
+def test_side_by_side_run_with_shape_knobs_skips_zero_step_stages(tmp_path):
+    """The CPU recipe's way of running: vae and pool in a second process beside CLIP, the CLIP and
+    UNet stages with their shape terms, stages with no steps left out."""
+    work = tmp_path / "w"
+    cmd = [sys.executable, "-m", "explorer.mini.train", "--smoke", "--side-by-side"]
+    cmd += ["--clip-shapes", "1", "--unet-shape-weight", "1.0", "--vision-steps", "0"]
+    cmd += ["--text-steps", "0", "--refine-steps", "0", "--work", str(work)]
+    cmd += ["--out", str(tmp_path / "model"), "--device", "cpu"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((work / "metrics.json").read_text())
+    assert set(metrics["minutes"]) == {"vae", "pool", "clip", "unet", "decoder", "export"}
+    assert json.loads((work / "metrics_side.json").read_text())["minutes"].keys() == {"vae", "pool"}
+    assert metrics["config"]["clip_shapes"] == 1 and metrics["config"]["unet_shape_weight"] == 1.0
+    assert (work / "masks_64.pt").exists()  # the unet stage weighted the shape's cells
+    assert not (work / "vision.pt").exists() and not (work / "refine.pt").exists()
+    check_safetensors(tmp_path / "model")
+
+
+def test_cpu_recipe_names_real_settings():
+    from explorer.mini.train import RECIPES, Config
+
+    for recipe in RECIPES.values():
+        Config(**recipe)  # a misspelt setting would raise here
+
+
+def test_clip_text_features_do_not_depend_on_the_padding_length():
+    """clip_loss pads to the longest caption, not to 77: the causal text tower pools at the first
+    end token, so the features must be the same."""
+    tok = arch.build_tokenizer()
+    torch.manual_seed(0)
+    clip = arch.build_clip(len(tok)).eval()
+    captions = ["a red circle on a blue background", "small star, top left, black background"]
+    feats = [
+        clip.get_text_features(
+            input_ids=tok(captions, padding=pad, return_tensors="pt").input_ids
+        ).pooler_output
+        for pad in ("max_length", "longest")
+    ]
+    assert feats[0].shape == feats[1].shape == (2, 128)
+    torch.testing.assert_close(feats[0], feats[1], atol=1e-5, rtol=1e-5)
+
+
 def test_shape_masks_cover_the_shape_and_not_the_background(tmp_path):
     from explorer.mini.train import shape_masks
 

@@ -33,9 +33,9 @@ def clip_loss(model, tokenizer, images, captions, negatives, device, v=None) -> 
     image -> text: each image picks its caption among the batch's B captions and B hard negatives;
     text -> image: each caption picks its image among the B images.
     """
-    texts = tokenizer(
-        captions + negatives, padding="max_length", truncation=True, return_tensors="pt"
-    )
+    # the causal text tower pools at the first end token: padding to the longest caption gives
+    # the same features as padding to 77, at a fraction of the cost
+    texts = tokenizer(captions + negatives, padding="longest", return_tensors="pt")
     t = model.get_text_features(input_ids=texts.input_ids.to(device)).pooler_output  # (2B, P)
     if v is None:  # (B, P), normalized
         v = F.normalize(model.get_image_features(pixel_values=images).pooler_output.float(), dim=-1)
@@ -49,6 +49,11 @@ def clip_loss(model, tokenizer, images, captions, negatives, device, v=None) -> 
 
 
 def train_clip(cfg: Config, work: Path, device: torch.device, metrics: dict) -> None:
+    """CLIP from scratch on the contrastive loss with hard negatives; with ``clip_shapes`` each
+    image also picks its caption among those that differ only in the shape word, the text tower
+    learning from that choice too (as in the text stage), so the towers never merge two shapes."""
+    from explorer.mini import judge
+
     torch.manual_seed(cfg.seed)
     tokenizer = arch.build_tokenizer()
     model = arch.build_clip(len(tokenizer)).to(device)
@@ -56,13 +61,16 @@ def train_clip(cfg: Config, work: Path, device: torch.device, metrics: dict) -> 
     offset = 500_000_000  # other training seeds than the VAE's first ones (any < HELDOUT_START)
 
     def step_fn(step: int) -> float:
-        pixels, captions, _, negatives = caption_batch(
+        pixels, captions, scenes, negatives = caption_batch(
             offset + step * cfg.clip_batch, cfg.clip_batch, device
         )
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.clip_steps, cfg.clip_lr)
+        variants = [judge.shape_options] if cfg.clip_shapes else []
         with autocast(device):
-            loss = clip_loss(model, tokenizer, pixels, captions, negatives, device)
+            loss = choice_loss(
+                model, tokenizer, pixels, captions, scenes, negatives, variants, text_grad=True
+            )
         return optimize(opt, model.parameters(), loss)
 
     objs = dict(clip=model, opt=opt)

@@ -1,21 +1,27 @@
-"""Train the Mini Stable Diffusion: ``python -m explorer.mini.train [--stage NAME|all]``.
+"""Train the Mini Stable Diffusion: ``python -m explorer.mini.train [--stage NAME ...|all]``.
 
-Stages run in order: vae, clip, vision, text, unet, refine, decoder, export. The UNet needs the
-VAE's latents and the CLIP text tower's states; the vision stage teaches CLIP's image tower shapes
-with the text tower frozen, the text stage teaches both towers the shape words together (the text
-states anchored near the vision stage's), the refine stage fine-tunes the UNet with the shape's
-own latent cells weighted up, and the decoder stage sharpens the VAE decoder without moving the
-latent space the UNet learned. Each stage writes a resumable checkpoint to ``--work`` every
-``save_every`` steps: stop it at any time and run the same command again to continue. ``--smoke``
-runs a few steps of each stage (used in CI so this script cannot rot). Seeds are fixed; the
-metrics go to ``<work>/metrics.json``. The CLIP stages are in ``clip_stages``; the shared loop,
-checkpoints and ``load_stage_model`` in ``loop``.
+Stages run in order: vae, pool, clip, vision, text, unet, refine, decoder, export. The UNet needs
+the VAE's latents (``pool`` encodes its training pictures once) and the CLIP text tower's states;
+the vision stage teaches CLIP's image tower shapes with the text tower frozen, the text stage
+teaches both towers the shape words together (the text states anchored near the vision stage's),
+the refine stage fine-tunes the UNet with the shape's own latent cells weighted up, and the
+decoder stage sharpens the VAE decoder without moving the latent space the UNet learned. Stages
+with no steps are skipped. ``--recipe`` picks the step counts (``RECIPES``: the shipped weights',
+or one sized for a 2-core CPU) and ``--side-by-side`` runs vae and pool in a second process
+beside the CLIP stages, one thread each. Each stage writes a resumable checkpoint to ``--work``
+every ``save_every`` steps: stop it at any time and run the same command again to continue.
+``--smoke`` runs a few steps of each stage (used in CI so this script cannot rot). Seeds are
+fixed; the metrics go to ``<work>/metrics.json``. The CLIP stages are in ``clip_stages``; the
+shared loop, checkpoints and ``load_stage_model`` in ``loop``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +55,7 @@ class Config:
     clip_steps: int = 1000  # contrastive steps, batch clip_batch (+ one hard negative each)
     clip_batch: int = 128
     clip_lr: float = 5e-4
+    clip_shapes: int = 0  # 1: the clip stage adds the shape-variant choice, text tower learning too
     vision_steps: int = 3000  # CLIP image tower + projections, text tower frozen (see train_vision)
     vision_lr: float = 3e-4
     text_steps: int = 600  # the whole CLIP again: both towers learn the shape words (train_text)
@@ -64,6 +71,7 @@ class Config:
     refine_lr: float = 1e-4
     refine_batch: int = 128
     shape_weight: float = 1.0  # refine loss: whole-latent MSE + shape_weight * MSE on the shape
+    unet_shape_weight: float = 0.0  # the same weight in the unet stage (0: plain MSE)
     ema_decay: float = 0.999
     save_every: int = 250
     seed: int = 0
@@ -209,7 +217,8 @@ def noise_training(name, unet, cfg: Config, work: Path, device, metrics: dict) -
     steps, lr = (cfg.refine_steps, cfg.refine_lr) if refine else (cfg.unet_steps, cfg.unet_lr)
     batch = cfg.refine_batch if refine else cfg.unet_batch
     pool = encode_pool(cfg, work, device)
-    masks = shape_masks(cfg.unet_pool, work) if refine else None  # (N, 16, 16)
+    shape_weight = cfg.shape_weight if refine else cfg.unet_shape_weight
+    masks = shape_masks(cfg.unet_pool, work) if shape_weight else None  # (N, 16, 16)
     clip = load_stage_model("clip", work, device)
     text = clip.text_model
     tokenizer = arch.build_tokenizer()
@@ -246,9 +255,9 @@ def noise_training(name, unet, cfg: Config, work: Path, device, metrics: dict) -
         pred = unet(xt, t, encoder_hidden_states=cond).sample  # (B, 4, 16, 16)
         err = (pred - noise).pow(2).mean(dim=1)  # (B, 16, 16)
         per_image = err.mean(dim=(1, 2))  # (B,)
-        if refine:
+        if shape_weight:
             m = masks[idx].float().to(device)  # (B, 16, 16)
-            per_image = per_image + cfg.shape_weight * (m * err).sum((1, 2)) / m.sum((1, 2))
+            per_image = per_image + shape_weight * (m * err).sum((1, 2)) / m.sum((1, 2))
         weight = snr[t].clamp(max=cfg.min_snr_gamma) / snr[t]  # Min-SNR-gamma for epsilon targets
         loss = (weight * per_image).mean()
         value = optimize(opt, unet.parameters(), loss)
@@ -276,14 +285,65 @@ TRAINERS = {
     "decoder": train_decoder,
 }
 STEP_SETTINGS = [f"{name}_steps" for name in TRAINERS]
-OVERRIDES = [*STEP_SETTINGS, "unet_batch", "refine_batch"]  # settings the command line can change
+# settings the command line can change
+OVERRIDES = [*STEP_SETTINGS, "unet_batch", "refine_batch", "unet_pool", "clip_shapes", "unet_shape_weight"]  # fmt: skip
+ORDER = ["vae", "pool", "clip", "vision", "text", "unet", "refine", "decoder", "export"]
+SIDE_TRACK = ("vae", "pool")  # --side-by-side runs these in a second process beside the CLIP stages
+# Settings of a whole run. "shipped": the Config defaults, the recipe of the shipped weights (their
+# UNet stages ran on a GPU; about 8.3 hours on a 2-core CPU). "cpu": a retrain sized for a 2-core
+# CPU: CLIP learns the shape words from the start (no vision/text stages), the UNet learns with the
+# shape's cells weighted up from the start (no refine stage), no decoder stage.
+RECIPES = {
+    "shipped": {},
+    "cpu": dict(vae_steps=1100, clip_steps=1300, clip_shapes=1, vision_steps=0, text_steps=0,
+                unet_steps=5000, unet_batch=128, unet_pool=20_000, unet_shape_weight=1.0,
+                refine_steps=0, decoder_steps=0),
+}  # fmt: skip
+SMOKE = dict(vae_steps=2, vae_batch=4, decoder_steps=2, clip_steps=2, clip_batch=8, vision_steps=2,
+             text_steps=2, unet_steps=3, refine_steps=2, refine_batch=8, unet_batch=8,
+             unet_pool=64, save_every=1)  # fmt: skip
+
+
+def run_stage(stage: str, cfg: Config, args, metrics: dict) -> None:
+    device = torch.device(args.device)
+    t0 = time.time()
+    if stage == "export":
+        from explorer.mini.package import export
+
+        print(f"exported the Mini model to {export(args.work, args.out, device)}")
+    elif stage == "pool":
+        encode_pool(cfg, args.work, device)
+    else:
+        TRAINERS[stage](cfg, args.work, device, metrics)
+    metrics.setdefault("minutes", {})[stage] = round((time.time() - t0) / 60, 2)
+    (args.work / args.metrics).write_text(json.dumps(metrics, indent=2))
+
+
+def start_side_track(stages: list[str], args) -> subprocess.Popen:
+    """The same command for ``stages`` in a second process on one thread; its metrics go to
+    ``metrics_side.json``."""
+    cmd = [sys.executable, "-m", "explorer.mini.train", "--stage", *stages]
+    cmd += ["--work", str(args.work), "--device", args.device, "--recipe", args.recipe]
+    cmd += ["--metrics", "metrics_side.json"]
+    cmd += ["--smoke"] if args.smoke else []
+    for name in OVERRIDES:
+        if getattr(args, name) is not None:
+            cmd += ["--" + name.replace("_", "-"), str(getattr(args, name))]
+    return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--stage", choices=[*TRAINERS, "export", "all"], default="all")
+    p.add_argument("--stage", nargs="+", choices=[*ORDER, "all"], default=["all"])
+    p.add_argument("--recipe", choices=RECIPES, default="shipped", help="step counts (see RECIPES)")
+    p.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="run the vae and pool stages in a second process beside the CLIP stages, one thread "
+        "each (on a 2-core CPU two one-thread jobs get more done than one two-thread job)",
+    )
     p.add_argument(
         "--work", type=Path, default=Path("runs/mini-train"), help="checkpoints and metrics"
     )
@@ -292,36 +352,44 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="a few steps per stage, for CI")
+    p.add_argument("--metrics", default="metrics.json", help=argparse.SUPPRESS)
     for name in OVERRIDES:
         p.add_argument(
-            "--" + name.replace("_", "-"), type=int, default=None, help="override the default"
+            "--" + name.replace("_", "-"),
+            type=type(getattr(Config, name)),
+            default=None,
+            help="override the recipe's value",
         )
     args = p.parse_args(argv)
 
-    cfg = Config()
+    cfg = Config(**(SMOKE if args.smoke else RECIPES[args.recipe]))
     for name in OVERRIDES:
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
-    if args.smoke:
-        cfg = Config(vae_steps=2, vae_batch=4, decoder_steps=2, clip_steps=2, clip_batch=8, vision_steps=2, text_steps=2, unet_steps=3, refine_steps=2, refine_batch=8,
-                     unet_batch=8, unet_pool=64, save_every=1)  # fmt: skip
     args.work.mkdir(parents=True, exist_ok=True)
-    device = torch.device(args.device)
-    mpath = args.work / "metrics.json"
+    mpath = args.work / args.metrics
     metrics = json.loads(mpath.read_text()) if mpath.exists() else {}
     metrics["config"] = asdict(cfg)
-    stages = [*TRAINERS, "export"] if args.stage == "all" else [args.stage]
+    stages = ORDER if "all" in args.stage else args.stage
+    stages = [s for s in stages if s not in TRAINERS or getattr(cfg, f"{s}_steps") > 0]
+    side = None
+    if args.side_by_side:
+        side = start_side_track([s for s in stages if s in SIDE_TRACK], args)
+        stages = [s for s in stages if s not in SIDE_TRACK]
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
     for stage in stages:
-        t0 = time.time()
-        if stage == "export":
-            from explorer.mini.package import export
-
-            out = export(args.work, args.out, device)
-            print(f"exported the Mini model to {out}")
-        else:
-            TRAINERS[stage](cfg, args.work, device, metrics)
-        metrics.setdefault("minutes", {})[stage] = round((time.time() - t0) / 60, 2)
-        mpath.write_text(json.dumps(metrics, indent=2))
+        if side is not None and stage not in ("clip", "vision", "text"):  # needs the VAE
+            if side.wait() != 0:
+                raise SystemExit(f"the side track (vae, pool) failed: exit code {side.returncode}")
+            side_metrics = json.loads((args.work / "metrics_side.json").read_text())
+            for key in SIDE_TRACK:
+                if key in side_metrics:
+                    metrics[key] = side_metrics[key]
+            metrics.setdefault("minutes", {}).update(side_metrics.get("minutes", {}))
+            torch.set_num_threads(before)
+            side = None
+        run_stage(stage, cfg, args, metrics)
 
 
 if __name__ == "__main__":
