@@ -369,27 +369,35 @@ def main(argv: list[str] | None = None) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     mpath = args.work / args.metrics
     metrics = json.loads(mpath.read_text()) if mpath.exists() else {}
-    metrics["config"] = asdict(cfg)
     stages = ORDER if "all" in args.stage else args.stage
     stages = [s for s in stages if s not in TRAINERS or getattr(cfg, f"{s}_steps") > 0]
-    side = None
-    if args.side_by_side:
+    if any(s in TRAINERS for s in stages):  # an export alone keeps the training run's settings
+        metrics["config"] = asdict(cfg)
+    side, threads = None, torch.get_num_threads()
+    if args.side_by_side and any(s in SIDE_TRACK for s in stages):
         side = start_side_track([s for s in stages if s in SIDE_TRACK], args)
         stages = [s for s in stages if s not in SIDE_TRACK]
-        before = torch.get_num_threads()
         torch.set_num_threads(1)
     for stage in stages:
-        if side is not None and stage not in ("clip", "vision", "text"):  # needs the VAE
-            if side.wait() != 0:
-                raise SystemExit(f"the side track (vae, pool) failed: exit code {side.returncode}")
-            side_metrics = json.loads((args.work / "metrics_side.json").read_text())
-            for key in SIDE_TRACK:
-                if key in side_metrics:
-                    metrics[key] = side_metrics[key]
-            metrics.setdefault("minutes", {}).update(side_metrics.get("minutes", {}))
-            torch.set_num_threads(before)
+        if side is not None and stage not in ("clip", "vision", "text"):  # it needs the VAE
+            join_side_track(side, args.work, metrics)
+            torch.set_num_threads(threads)
             side = None
         run_stage(stage, cfg, args, metrics)
+    if side is not None:
+        join_side_track(side, args.work, metrics)
+        (args.work / args.metrics).write_text(json.dumps(metrics, indent=2))
+
+
+def join_side_track(side: subprocess.Popen, work: Path, metrics: dict) -> None:
+    """Wait for the side track and take its stages' figures into ``metrics``."""
+    if side.wait() != 0:
+        raise SystemExit(f"the side track (vae, pool) failed: exit code {side.returncode}")
+    side_metrics = json.loads((work / "metrics_side.json").read_text())
+    for key in SIDE_TRACK:
+        if key in side_metrics:
+            metrics[key] = side_metrics[key]
+    metrics.setdefault("minutes", {}).update(side_metrics.get("minutes", {}))
 
 
 if __name__ == "__main__":
