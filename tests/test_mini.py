@@ -178,19 +178,24 @@ def test_training_smoke_run_of_every_stage(tmp_path):
 
 @pytest.mark.slow
 def test_side_by_side_run_with_shape_knobs_skips_zero_step_stages(tmp_path):
-    """The CPU recipe's way of running: vae and pool in a second process beside CLIP, the CLIP and
-    UNet stages with their shape terms, stages with no steps left out."""
+    """The CPU recipe's way of running: vae, pool and decoder in a second process beside CLIP, the
+    CLIP and UNet stages with their shape and position terms, the UNet under bfloat16 autocast,
+    stages with no steps left out."""
     work = tmp_path / "w"
     cmd = [sys.executable, "-m", "explorer.mini.train", "--smoke", "--side-by-side"]
-    cmd += ["--clip-shapes", "1", "--unet-shape-weight", "1.0", "--vision-steps", "0"]
+    cmd += ["--clip-shapes", "1", "--clip-positions", "1", "--unet-shape-weight", "1.0"]
+    cmd += ["--unet-bf16", "1", "--vision-steps", "0"]
     cmd += ["--text-steps", "0", "--refine-steps", "0", "--work", str(work)]
     cmd += ["--out", str(tmp_path / "model"), "--device", "cpu"]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((work / "metrics.json").read_text())
     assert set(metrics["minutes"]) == {"vae", "pool", "clip", "unet", "decoder", "export"}
-    assert json.loads((work / "metrics_side.json").read_text())["minutes"].keys() == {"vae", "pool"}
-    assert metrics["config"]["clip_shapes"] == 1 and metrics["config"]["unet_shape_weight"] == 1.0
+    side = json.loads((work / "metrics_side.json").read_text())["minutes"].keys()
+    assert side == {"vae", "pool", "decoder"}
+    config = metrics["config"]
+    assert config["clip_shapes"] == config["clip_positions"] == config["unet_bf16"] == 1
+    assert config["unet_shape_weight"] == 1.0
     assert (work / "masks_64.pt").exists()  # the unet stage weighted the shape's cells
     assert not (work / "vision.pt").exists() and not (work / "refine.pt").exists()
     check_safetensors(tmp_path / "model")
@@ -233,3 +238,47 @@ def test_shape_masks_cover_the_shape_and_not_the_background(tmp_path):
         assert (ys.float() * 4 + 2 - s.cy).abs().max() <= reach * 4
         assert (xs.float() * 4 + 2 - s.cx).abs().max() <= reach * 4
     assert torch.equal(shape_masks(16, tmp_path), masks)  # cached
+
+
+def test_plain_attention_is_the_same_maths_as_the_fused_kernel():
+    """Training swaps PyTorch's fused attention for plain matmul-softmax on a CPU (faster backward
+    on these small heads): UNet and CLIP must give the same outputs either way."""
+    from explorer.mini.loop import plain_attention
+
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    unet, tok = arch.build_unet().eval(), arch.build_tokenizer()
+    clip = arch.build_clip(len(tok)).eval()
+    x, t, cond = torch.randn(2, 4, 16, 16), torch.tensor([10, 900]), torch.randn(2, 77, 128)
+    ids = tok(["a red circle on a blue background", ""], padding="max_length", return_tensors="pt")
+    pixels = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        fused = unet(x, t, cond).sample, clip(input_ids=ids.input_ids, pixel_values=pixels)
+        plain_attention(unet, cpu), plain_attention(clip, cpu)
+        plain = unet(x, t, cond).sample, clip(input_ids=ids.input_ids, pixel_values=pixels)
+    assert type(unet.attn_processors["mid_block.attentions.0.transformer_blocks.0.attn1.processor"]).__name__ == "AttnProcessor"  # fmt: skip
+    assert clip.config._attn_implementation == "eager"
+    torch.testing.assert_close(fused[0], plain[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(fused[1].logits_per_image, plain[1].logits_per_image)
+
+
+def test_text_states_give_each_picture_its_captions_states(tmp_path):
+    """The UNet stage computes the frozen text tower's states once per distinct caption."""
+    from explorer.mini.loop import Checkpoint
+    from explorer.mini.train import text_states
+
+    tok = arch.build_tokenizer()
+    torch.manual_seed(0)
+    clip = arch.build_clip(len(tok))
+    Checkpoint(tmp_path, "clip").save(1, clip=clip)
+    captions = ["a red circle on a blue background", "a star", "a red circle on a blue background"]
+    ids = tok(captions, padding="max_length", return_tensors="pt").input_ids  # (3, 77)
+    states, empty, rows = text_states(ids, tmp_path, torch.device("cpu"))
+    assert states.shape == (2, 77, 128) and rows[0] == rows[2] != rows[1]
+    with torch.no_grad():
+        direct = clip.text_model(input_ids=ids).last_hidden_state  # (3, 77, 128)
+        blank = clip.text_model(
+            input_ids=tok([""], padding="max_length", return_tensors="pt").input_ids
+        )
+    torch.testing.assert_close(states[rows], direct)
+    torch.testing.assert_close(empty, blank.last_hidden_state)

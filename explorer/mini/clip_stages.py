@@ -12,7 +12,15 @@ import torch.nn.functional as F
 
 from explorer.mini import architecture as arch
 from explorer.mini import data
-from explorer.mini.loop import Checkpoint, autocast, load_stage_model, lr_at, optimize, train_loop
+from explorer.mini.loop import (
+    Checkpoint,
+    autocast,
+    load_stage_model,
+    lr_at,
+    optimize,
+    plain_attention,
+    train_loop,
+)
 
 if TYPE_CHECKING:
     from explorer.mini.train import Config
@@ -51,12 +59,13 @@ def clip_loss(model, tokenizer, images, captions, negatives, device, v=None) -> 
 def train_clip(cfg: Config, work: Path, device: torch.device, metrics: dict) -> None:
     """CLIP from scratch on the contrastive loss with hard negatives; with ``clip_shapes`` each
     image also picks its caption among those that differ only in the shape word, the text tower
-    learning from that choice too (as in the text stage), so the towers never merge two shapes."""
+    learning from that choice too (as in the text stage), so the towers never merge two shapes;
+    ``clip_positions`` does the same for the position words."""
     from explorer.mini import judge
 
     torch.manual_seed(cfg.seed)
     tokenizer = arch.build_tokenizer()
-    model = arch.build_clip(len(tokenizer)).to(device)
+    model = plain_attention(arch.build_clip(len(tokenizer)), device).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.clip_lr, weight_decay=0.1)
     offset = 500_000_000  # other training seeds than the VAE's first ones (any < HELDOUT_START)
 
@@ -67,6 +76,7 @@ def train_clip(cfg: Config, work: Path, device: torch.device, metrics: dict) -> 
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg.clip_steps, cfg.clip_lr)
         variants = [judge.shape_options] if cfg.clip_shapes else []
+        variants += [judge.position_options] if cfg.clip_positions else []
         with autocast(device):
             loss = choice_loss(
                 model, tokenizer, pixels, captions, scenes, negatives, variants, text_grad=True
@@ -120,7 +130,7 @@ def train_vision(cfg: Config, work: Path, device: torch.device, metrics: dict) -
 
     torch.manual_seed(cfg.seed + 2)
     tokenizer = arch.build_tokenizer()
-    model = load_stage_model("clip", work, device).train()
+    model = plain_attention(load_stage_model("clip", work, device).train(), device)
     model.text_model.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.vision_lr, weight_decay=0.1)
@@ -157,8 +167,9 @@ def train_text(cfg: Config, work: Path, device: torch.device, metrics: dict) -> 
 
     torch.manual_seed(cfg.seed + 4)
     tokenizer = arch.build_tokenizer()
-    model = load_stage_model("clip", work, device).train()
-    anchor = load_stage_model("clip", work, device).text_model.requires_grad_(False)
+    model = plain_attention(load_stage_model("clip", work, device).train(), device)
+    anchor = plain_attention(load_stage_model("clip", work, device), device).text_model
+    anchor.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.text_lr, weight_decay=0.1)
     offset = 800_000_000  # fresh training seeds
 

@@ -27,6 +27,24 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def plain_attention(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """On a CPU, train with plain matmul-softmax attention instead of PyTorch's fused kernel.
+
+    The same maths; but the fused kernel's backward pass is slow on these short sequences and
+    narrow heads: a UNet step at batch 128 takes 0.54 s instead of 0.90 s, a CLIP step 0.30 s
+    instead of 0.51 s (2 threads). On a GPU the fused kernel stays.
+    """
+    if device.type != "cpu":
+        return model
+    if hasattr(model, "set_attn_processor"):  # diffusers
+        from diffusers.models.attention_processor import AttnProcessor
+
+        model.set_attn_processor(AttnProcessor())
+    else:  # transformers
+        model.set_attn_implementation("eager")
+    return model
+
+
 class Checkpoint:
     """A stage's resumable state (model, optimiser, EMA, step) in ``<work>/<stage>.pt``."""
 
