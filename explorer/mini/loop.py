@@ -31,8 +31,9 @@ def plain_attention(model: torch.nn.Module, device: torch.device) -> torch.nn.Mo
     """On a CPU, train with plain matmul-softmax attention instead of PyTorch's fused kernel.
 
     The same maths; but the fused kernel's backward pass is slow on these short sequences and
-    narrow heads: a UNet step at batch 128 takes 0.54 s instead of 0.90 s, a CLIP step 0.30 s
-    instead of 0.51 s (2 threads). On a GPU the fused kernel stays.
+    narrow heads: under bfloat16 autocast a UNet step at batch 128 takes 0.54 s instead of 0.84 s,
+    a CLIP step 0.29 s instead of 0.48 s (2 threads, ``benchmarks/bench_training.py``). On a GPU
+    the fused kernel stays.
     """
     if device.type != "cpu":
         return model
