@@ -256,7 +256,8 @@ def test_plain_attention_is_the_same_maths_as_the_fused_kernel():
         fused = unet(x, t, cond).sample, clip(input_ids=ids.input_ids, pixel_values=pixels)
         plain_attention(unet, cpu), plain_attention(clip, cpu)
         plain = unet(x, t, cond).sample, clip(input_ids=ids.input_ids, pixel_values=pixels)
-    assert type(unet.attn_processors["mid_block.attentions.0.transformer_blocks.0.attn1.processor"]).__name__ == "AttnProcessor"  # fmt: skip
+    processors = {type(proc).__name__ for proc in unet.attn_processors.values()}
+    assert processors == {"AttnProcessor"}
     assert clip.config._attn_implementation == "eager"
     torch.testing.assert_close(fused[0], plain[0], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(fused[1].logits_per_image, plain[1].logits_per_image)

@@ -7,9 +7,10 @@ teaches both towers the shape words together (the text states anchored near the 
 the refine stage fine-tunes the UNet with the shape's own latent cells weighted up, and the
 decoder stage sharpens the VAE decoder without moving the latent space the UNet learned. Stages
 with no steps are skipped. ``--recipe`` picks the step counts (``RECIPES``: the shipped weights',
-or one sized for a 2-core CPU) and ``--side-by-side`` runs vae, pool and decoder in a second process
-beside the CLIP stages, one thread each. Each stage writes a resumable checkpoint to ``--work``
-every ``save_every`` steps: stop it at any time and run the same command again to continue.
+or one sized for a 2-core CPU) and ``--side-by-side`` runs vae, pool and decoder in a second
+process beside the CLIP stages, one thread each. Each stage writes a resumable checkpoint to
+``--work`` every ``save_every`` steps: stop it at any time and run the same command again to
+continue.
 ``--smoke`` runs a few steps of each stage (used in CI so this script cannot rot). Seeds are
 fixed; the metrics go to ``<work>/metrics.json``. The CLIP stages are in ``clip_stages``; the
 shared loop, checkpoints and ``load_stage_model`` in ``loop``.
@@ -278,7 +279,8 @@ TRAINERS = {
 }
 STEP_SETTINGS = [f"{name}_steps" for name in TRAINERS]
 # settings the command line can change
-OVERRIDES = [*STEP_SETTINGS, "unet_batch", "refine_batch", "unet_pool", "clip_shapes", "clip_positions", "unet_shape_weight", "unet_bf16"]  # fmt: skip
+OVERRIDES = [*STEP_SETTINGS, "unet_batch", "refine_batch", "unet_pool", "clip_shapes",
+             "clip_positions", "unet_shape_weight", "unet_bf16"]  # fmt: skip
 ORDER = ["vae", "pool", "clip", "vision", "text", "unet", "refine", "decoder", "export"]
 SIDE_TRACK = ("vae", "pool", "decoder")  # --side-by-side: a second process, beside the CLIP stages
 # Settings of a whole run. "shipped": the Config defaults, the recipe of the shipped weights (their
@@ -334,8 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--side-by-side",
         action="store_true",
-        help="run the vae, pool and decoder stages in a second process beside the CLIP stages, one thread "
-        "each (on a 2-core CPU two one-thread jobs get more done than one two-thread job)",
+        help="run the vae, pool and decoder stages in a second process beside the CLIP stages, "
+        "one thread each (on a 2-core CPU two one-thread jobs get more done than one two-thread "
+        "job)",
     )
     p.add_argument(
         "--work", type=Path, default=Path("runs/mini-train"), help="checkpoints and metrics"
@@ -385,7 +388,8 @@ def main(argv: list[str] | None = None) -> None:
 def join_side_track(side: subprocess.Popen, work: Path, metrics: dict) -> None:
     """Wait for the side track and take its stages' figures into ``metrics``."""
     if side.wait() != 0:
-        raise SystemExit(f"the side track (vae, pool, decoder) failed: exit code {side.returncode}")
+        names = ", ".join(SIDE_TRACK)
+        raise SystemExit(f"the side track ({names}) failed: exit code {side.returncode}")
     side_metrics = json.loads((work / "metrics_side.json").read_text())
     for key in SIDE_TRACK:
         if key in side_metrics:
