@@ -84,7 +84,9 @@ def _opens_or_refuses(path: Path) -> None:
     run_figures(opened)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_spoiled_run_zips_open_or_are_refused(run_zip, tmp_path, data):
     raw = bytearray(run_zip.read_bytes())
@@ -104,7 +106,9 @@ json_values = st.recursive(
 )  # fmt: skip
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(key=st.sampled_from(["format", "version", "settings", "prompt_tokens", "seconds", "images",
                             "steps", "seed", "vae_scale_factor", "height", "prompt", "cancelled"]),
        value=json_values)  # fmt: skip
