@@ -50,9 +50,8 @@ def export(work: Path, out: Path | None, device: torch.device) -> Path:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    with (
-        torch.no_grad()
-    ):  # linear latent -> RGB factors for live previews, fitted on training seeds
+    # linear latent -> RGB factors for live previews, fitted on training seeds
+    with torch.no_grad():
         preview = fit_preview_factors(vae, [data.sample(s)[0] for s in range(512)])
     pipe.to(torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
