@@ -226,7 +226,7 @@ def test_clip_text_features_do_not_depend_on_the_padding_length():
 
 
 def test_shape_masks_cover_the_shape_and_not_the_background(tmp_path):
-    from explorer.mini.train import shape_masks
+    from explorer.mini.masks import shape_masks
 
     masks = shape_masks(16, tmp_path)  # (16, 16, 16) on the latent grid
     assert masks.shape == (16, 16, 16) and (tmp_path / "masks_16.pt").exists()
@@ -266,7 +266,7 @@ def test_plain_attention_is_the_same_maths_as_the_fused_kernel():
 def test_text_states_give_each_picture_its_captions_states(tmp_path):
     """The UNet stage computes the frozen text tower's states once per distinct caption."""
     from explorer.mini.loop import Checkpoint
-    from explorer.mini.train import text_states
+    from explorer.mini.unet_stages import text_states
 
     tok = arch.build_tokenizer()
     torch.manual_seed(0)
