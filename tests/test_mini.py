@@ -184,7 +184,7 @@ def test_side_by_side_run_with_shape_knobs_skips_zero_step_stages(tmp_path):
     work = tmp_path / "w"
     cmd = [sys.executable, "-m", "explorer.mini.train", "--smoke", "--side-by-side"]
     cmd += ["--clip-shapes", "1", "--clip-positions", "1", "--unet-shape-weight", "1.0"]
-    cmd += ["--unet-bf16", "1", "--vision-steps", "0"]
+    cmd += ["--unet-bf16", "1", "--unet-lr", "8e-4", "--vision-steps", "0"]
     cmd += ["--text-steps", "0", "--refine-steps", "0", "--work", str(work)]
     cmd += ["--out", str(tmp_path / "model"), "--device", "cpu"]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
@@ -195,7 +195,7 @@ def test_side_by_side_run_with_shape_knobs_skips_zero_step_stages(tmp_path):
     assert side == {"vae", "pool", "decoder"}
     config = metrics["config"]
     assert config["clip_shapes"] == config["clip_positions"] == config["unet_bf16"] == 1
-    assert config["unet_shape_weight"] == 1.0
+    assert config["unet_shape_weight"] == 1.0 and config["unet_lr"] == 8e-4
     assert (work / "masks_64.pt").exists()  # the unet stage weighted the shape's cells
     assert not (work / "vision.pt").exists() and not (work / "refine.pt").exists()
     check_safetensors(tmp_path / "model")

@@ -154,7 +154,7 @@ TRAINERS = {
 }
 STEP_SETTINGS = [f"{name}_steps" for name in TRAINERS]
 # settings the command line can change
-OVERRIDES = [*STEP_SETTINGS, "unet_batch", "refine_batch", "unet_pool", "clip_shapes",
+OVERRIDES = [*STEP_SETTINGS, "unet_lr", "unet_batch", "refine_batch", "unet_pool", "clip_shapes",
              "clip_positions", "unet_shape_weight", "unet_bf16"]  # fmt: skip
 ORDER = ["vae", "pool", "clip", "vision", "text", "unet", "refine", "decoder", "export"]
 SIDE_TRACK = ("vae", "pool", "decoder")  # --side-by-side: a second process, beside the CLIP stages
