@@ -165,9 +165,10 @@ SIDE_TRACK = ("vae", "pool", "decoder")  # --side-by-side: a second process, bes
 # shape's cells weighted up from the start (no refine stage).
 RECIPES = {
     "shipped": {},
-    "cpu": dict(vae_steps=1050, decoder_steps=350, clip_steps=1800, clip_shapes=1,
-                clip_positions=1, vision_steps=0, text_steps=0, unet_steps=7500, unet_batch=128,
-                unet_pool=20_000, unet_shape_weight=1.0, unet_bf16=1, refine_steps=0),
+    "cpu": dict(vae_steps=1400, decoder_steps=200, clip_steps=1800, clip_shapes=1,
+                clip_positions=1, vision_steps=0, text_steps=0, unet_steps=7700, unet_batch=128,
+                unet_lr=1.6e-3, unet_pool=20_000, unet_shape_weight=1.0, unet_bf16=1,
+                refine_steps=0),
 }  # fmt: skip
 SMOKE = dict(vae_steps=2, vae_batch=4, decoder_steps=2, clip_steps=2, clip_batch=8, vision_steps=2,
              text_steps=2, unet_steps=3, refine_steps=2, refine_batch=8, unet_batch=8,
