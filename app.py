@@ -52,7 +52,7 @@ def set_threads(threads: int | None) -> int:
     Half, because OpenMP threads that outnumber the free cores spin-wait on each other: on a
     2-core machine with anything else running, 2 threads make a run many times slower than 1.
     """
-    from explorer import threads as explorer_threads
+    from explorer.engine import threads as explorer_threads
 
     if threads is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -68,7 +68,7 @@ def build(
     clip_model: str | None = None,
 ):
     """The app's gr.Blocks for `model` on `device`; the pipeline loads on first use."""
-    from explorer.models import MINI_NAME, load_pipeline, mini_size
+    from explorer.engine.models import MINI_NAME, load_pipeline, mini_size
     from explorer.ui.common import AppContext
     from explorer.ui.layout import build_demo
 
@@ -84,8 +84,8 @@ def build(
 
 def warm_up(ctx) -> None:
     """Tiny runs, so the first visitor does not pay for first-call set-up (on the CPU that
-    includes tracing the UNet for a plain run and for one with attention maps: explorer.fastpath)."""
-    from explorer.capture import trace
+    includes tracing the UNet for a plain run and for one with attention maps: explorer.engine.fastpath)."""
+    from explorer.engine.capture import trace
 
     try:
         trace(ctx.pipe(), "warm up", steps=1, preview=True).decode(what="x0")
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     set_threads(args.threads)
-    from explorer.maps import start_warm_up
-    from explorer.models import ModelError
+    from explorer.engine.models import ModelError
+    from explorer.studies.trajectories import start_warm_up
     from explorer.ui.layout import launch_options
 
     start_warm_up()  # UMAP compiles once in the background; PCA stands in until it is done

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_capture import PROMPT, load  # noqa: E402
 
-from explorer.capture import trace  # noqa: E402
+from explorer.engine.capture import trace  # noqa: E402
 
 BAR = 1.3
 

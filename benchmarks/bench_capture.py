@@ -7,7 +7,7 @@ machine, CPU clocks) hit both sides alike; ratios are medians over rounds. Varia
   trace            no decoding                                 (bar: <= 1.05x)
   trace+preview    a linear latent->RGB preview of every step  (bar: <= 1.10x)
   trace+vae        then a batched VAE decode of every step's x_0 (reported)
-Uses `explorer.models.load_pipeline()` (the Mini SD) when it loads, else the tiny test pipeline.
+Uses `explorer.engine.models.load_pipeline()` (the Mini SD) when it loads, else the tiny test pipeline.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 from diffusers import StableDiffusionPipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from explorer.capture import trace  # noqa: E402
-from explorer.schedulers import make_scheduler  # noqa: E402
+from explorer.engine.capture import trace  # noqa: E402
+from explorer.engine.schedulers import make_scheduler  # noqa: E402
 
 PROMPT = "a red circle on a blue background"
 
@@ -32,9 +32,9 @@ PROMPT = "a red circle on a blue background"
 def load(model: str | None):
     """(pipe, description): the requested / Mini model, else the tiny random test pipeline."""
     try:
-        from explorer.models import load_pipeline
+        from explorer.engine.models import load_pipeline
 
-        return load_pipeline(model, "cpu"), model or "mini-sd (explorer.models.load_pipeline)"
+        return load_pipeline(model, "cpu"), model or "mini-sd (explorer.engine.models.load_pipeline)"
     except Exception as e:  # noqa: BLE001 -- any failure falls back to the tiny pipeline
         if model:
             raise

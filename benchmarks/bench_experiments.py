@@ -2,11 +2,11 @@
 
     python benchmarks/bench_experiments.py [--steps 25] [--rounds 5] [--threads 1]
 
-Bar (issue 5): the 7-factor sweep (one batched pipeline call, `explorer.sweeps.scale_embedding`)
-takes at most 3x one generation (`explorer.capture.trace`, the same settings), medians over
+Bar (issue 5): the 7-factor sweep (one batched pipeline call, `explorer.studies.sweeps.scale_embedding`)
+takes at most 3x one generation (`explorer.engine.capture.trace`, the same settings), medians over
 alternating rounds; and each of its images equals that factor run alone (same noise) to within
 1/255 per pixel. Prints both, and the plain pipeline's time for scale.
-Uses `explorer.models.load_pipeline()` (the Mini SD) when it loads, else the tiny test pipeline.
+Uses `explorer.engine.models.load_pipeline()` (the Mini SD) when it loads, else the tiny test pipeline.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_capture import PROMPT, load  # noqa: E402
 
-from explorer.capture import trace  # noqa: E402
-from explorer.sweeps import DEFAULT_FACTORS, scale_embedding  # noqa: E402
+from explorer.engine.capture import trace  # noqa: E402
+from explorer.studies.sweeps import DEFAULT_FACTORS, scale_embedding  # noqa: E402
 
 
 def main() -> None:

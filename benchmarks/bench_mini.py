@@ -6,7 +6,7 @@ Medians over rounds, measured side by side in one process:
   generate   the plain diffusers call `pipe(prompt, num_inference_steps=25, guidance_scale=7.5)`
              on the pipeline `explorer.load_pipeline` gives (bar: <= 0.5 s); beside it a traced
              run (`explorer.trace`, same settings) and the same call with the UNet's eager
-             forward (`explorer.fastpath` off)
+             forward (`explorer.engine.fastpath` off)
   load       `StableDiffusionPipeline.from_pretrained(<the Mini folder>)`, uncached: the loader
              under `explorer.load_pipeline`'s cache, called afresh each round (bar: <= 1 s)
   first      load, then one generation: the first call at a new input shape also makes the
@@ -32,8 +32,8 @@ import torch
 import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from explorer.capture import trace  # noqa: E402
-from explorer.models import MINI_DIR, ModelError, _load  # noqa: E402
+from explorer.engine.capture import trace  # noqa: E402
+from explorer.engine.models import MINI_DIR, ModelError, _load  # noqa: E402
 
 PROMPT = "a large red circle on a blue background"
 BARS = {"generate": 0.5, "load": 1.0}

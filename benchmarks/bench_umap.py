@@ -2,7 +2,7 @@
 
     python benchmarks/bench_umap.py [--rounds 7] [--synthetic]
 
-Bar (issue 6): after `explorer.maps.warm_up` (timed and printed), mapping the latent paths of
+Bar (issue 6): after `explorer.studies.trajectories.warm_up` (timed and printed), mapping the latent paths of
 8 Mini runs (2 prompts x 4 seeds, 25 DDIM steps, so 8 x 26 points of 256 numbers) with UMAP
 takes at most 2 s (median over rounds); PCA of the same points is timed alongside for the ratio.
 Reproducibility: two UMAP maps with the same seed are identical to the bit; another seed differs.
@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from explorer import maps  # noqa: E402
+from explorer.studies import trajectories as maps  # noqa: E402
 
 PROMPTS = ["a large red circle on a blue background", "a small yellow star on a black background"]
 SEEDS = [0, 1, 2, 3]
@@ -30,7 +30,7 @@ BAR_S = 2.0
 
 
 def real_paths(steps: int) -> list[np.ndarray]:
-    from explorer.models import load_pipeline
+    from explorer.engine.models import load_pipeline
 
     pipe = load_pipeline(None, "cpu")
     runs = maps.map_runs(pipe, PROMPTS, SEEDS, steps=steps, method="pca")

@@ -11,11 +11,11 @@ Nothing heavy loads at import time: the public names below are imported lazily.
 from importlib import import_module
 
 _LAZY = {
-    "trace": "explorer.capture",
-    "Trace": "explorer.tracefile",
-    "load_pipeline": "explorer.models",
-    "SCHEDULERS": "explorer.schedulers",
-    "attention_maps": "explorer.wordmaps",
+    "trace": "explorer.engine.capture",
+    "Trace": "explorer.engine.tracefile",
+    "load_pipeline": "explorer.engine.models",
+    "SCHEDULERS": "explorer.engine.schedulers",
+    "attention_maps": "explorer.studies.word_maps",
 }
 
 __all__ = list(_LAZY)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from explorer.schedulers import SCHEDULERS, make_scheduler
+from explorer.engine.schedulers import SCHEDULERS, make_scheduler
 
 
 def _number(kind, low=None, high=None, low_open=False):
@@ -70,9 +70,9 @@ def run_trace(args: argparse.Namespace) -> Path:
     from PIL import Image
     from tqdm import tqdm
 
-    from explorer.capture import trace
-    from explorer.decode import image_grid
-    from explorer.models import load_pipeline
+    from explorer.engine.capture import trace
+    from explorer.engine.decode import image_grid
+    from explorer.engine.models import load_pipeline
 
     init = None
     if args.image is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from explorer.images import MAX_UPLOAD_BYTES
+from explorer.inputs.uploads import MAX_UPLOAD_BYTES
 
 
 def _zip(path: Path, members: dict[str, bytes], compress=zipfile.ZIP_STORED) -> Path:

@@ -19,7 +19,7 @@ from hypothesis import settings
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
-from explorer import threads
+from explorer.engine import threads
 
 # Two OpenMP threads on two cores shared with another busy process spin-wait each other into a
 # 100x slowdown (a tiny UNet call: 2 s instead of 12 ms); tests are small, one thread suffices.
@@ -154,7 +154,7 @@ def mini_pipe() -> StableDiffusionPipeline:
     import os
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from explorer.models import load_pipeline
+    from explorer.engine.models import load_pipeline
 
     return load_pipeline(None, "cpu")
 

@@ -61,7 +61,7 @@ def test_updates_stream_step_by_step(client):
     here, so that an 8-step run streams several of them on any machine."""
     import time
 
-    from explorer.models import load_pipeline
+    from explorer.engine.models import load_pipeline
 
     slow = load_pipeline().unet.register_forward_pre_hook(lambda *a: time.sleep(0.15))
     try:

@@ -1,4 +1,4 @@
-"""explorer.attention and explorer.wordmaps: cross-attention maps per token and step."""
+"""explorer.engine.attention_taps and explorer.studies.word_maps: cross-attention maps per token and step."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 
-from explorer.attention import _probabilities, capture_attention, cross_attention_layers
-from explorer.capture import trace
-from explorer.schedulers import make_scheduler
-from explorer.tracefile import Trace
-from explorer.wordmaps import (
+from explorer.engine.attention_taps import _probabilities, capture_attention, cross_attention_layers
+from explorer.engine.capture import trace
+from explorer.engine.schedulers import make_scheduler
+from explorer.engine.tracefile import Trace
+from explorer.studies.word_maps import (
     WordMaps,
     attention_maps,
     heat_colors,

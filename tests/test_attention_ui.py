@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from gradio_client.exceptions import AppError
 
-from explorer.capture import trace
-from explorer.ui.attention import AttentionRun, render
+from explorer.engine.capture import trace
+from explorer.studies.word_maps import WordMaps, find_token
 from explorer.ui.layout import TABS
-from explorer.wordmaps import WordMaps, find_token
+from explorer.ui.tabs.attention import AttentionRun, render
 
 PROMPT = "a red circle on a blue background"
 BASE = [PROMPT, "", 3, 2, 7.5, "ddim"]  # prompt, negative, seed, steps, guidance, scheduler
@@ -23,7 +23,7 @@ def value(output):
 def client(tiny_pipe):
     from conftest import tab_client
 
-    with tab_client(tiny_pipe, ["explorer.ui.attention"]) as c:
+    with tab_client(tiny_pipe, ["explorer.ui.tabs.attention"]) as c:
         yield c
 
 
@@ -34,7 +34,7 @@ def tiny_run(tiny_pipe) -> AttentionRun:
 
 
 def test_tab_is_registered():
-    assert "explorer.ui.attention" in TABS
+    assert "explorer.ui.tabs.attention" in TABS
 
 
 def test_find_token_accepts_positions_labels_and_words(tiny_run):

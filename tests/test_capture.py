@@ -1,4 +1,4 @@
-"""explorer.capture: a traced run makes exactly what the plain pipeline makes, and records it."""
+"""explorer.engine.capture: a traced run makes exactly what the plain pipeline makes, and records it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
-from explorer.capture import predict_x0, trace
-from explorer.schedulers import SCHEDULERS, gives_x0, has_sigmas, make_scheduler
+from explorer.engine.capture import predict_x0, trace
+from explorer.engine.schedulers import SCHEDULERS, gives_x0, has_sigmas, make_scheduler
 
 # Pipelines the bars run on, by fixture name: adding one is one line here.
 PIPES = ["tiny_pipe", "mini_pipe"]

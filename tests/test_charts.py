@@ -7,9 +7,9 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from explorer import anatomy
 from explorer.charts import metrics, run_figures, steps
-from explorer.tracefile import Trace
+from explorer.engine.tracefile import Trace
+from explorer.studies import anatomy
 
 
 def synthetic_x0(T: int = 10, size: int = 16, seed: int = 0) -> np.ndarray:

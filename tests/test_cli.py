@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from explorer.__main__ import main
-from explorer.tracefile import Trace
+from explorer.engine.tracefile import Trace
 
 
 @pytest.mark.parametrize(
@@ -29,13 +29,13 @@ def test_bad_arguments_exit_2_with_a_message(args, message, tmp_path, capsys):
 
 
 def test_missing_model_is_an_error_not_a_traceback(tmp_path, capsys):
-    pytest.importorskip("explorer.models")
+    pytest.importorskip("explorer.engine.models")
     code = main(["trace", "x", "--out", str(tmp_path / "o"), "--model", str(tmp_path)])
     assert code == 1 and capsys.readouterr().err.startswith("error: ")
 
 
 def test_trace_writes_folder(tiny_pipe, tmp_path, capsys):
-    pytest.importorskip("explorer.models")
+    pytest.importorskip("explorer.engine.models")
     model = tmp_path / "tiny"
     tiny_pipe.save_pretrained(model)
     out = tmp_path / "run"

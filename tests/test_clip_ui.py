@@ -13,7 +13,7 @@ from explorer.ui.common import AppContext
 from explorer.ui.layout import build_demo, launch_options
 
 pytestmark = pytest.mark.slow
-TAB = ["explorer.ui.clip"]
+TAB = ["explorer.ui.tabs.clip"]
 
 
 def serve(ctx: AppContext):

@@ -6,10 +6,10 @@ import threading
 
 import torch
 
-from explorer.batch import run_batch
-from explorer.capture import trace
-from explorer.models import run_copy
-from explorer.tracefile import TENSOR_FIELDS
+from explorer.engine.batch import run_batch
+from explorer.engine.capture import trace
+from explorer.engine.models import run_copy
+from explorer.engine.tracefile import TENSOR_FIELDS
 
 # Different prompts (and so token counts), schedulers with history (PNDM, DPM-Solver++),
 # stochastic ones (Euler-a, DDPM), guidance on and off.

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from explorer.controls import (
+from explorer.engine.schedulers import SCHEDULERS
+from explorer.inputs.controls import (
     CONTROLS,
     SEED_MAX,
     ControlError,
@@ -20,7 +21,6 @@ from explorer.controls import (
     validate_size,
     validate_strength,
 )
-from explorer.schedulers import SCHEDULERS
 
 README = Path(__file__).parents[1] / "README.md"
 

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from explorer import clip as clipmod
-from explorer import embeddings as emb
+from explorer.mini import data as mini_data
+from explorer.mini.architecture import untrained_clip
+from explorer.studies import clip_scores as clipmod
+from explorer.studies import text_embeddings as emb
+from explorer.ui.tabs.clip import untrained_twin
 
 
 def plain_cosine(a, b):
@@ -86,9 +89,9 @@ def mini_clip(mini_pipe):
 
 
 def test_mini_trained_clip_matches_held_out_pairs_and_untrained_does_not(mini_clip):
-    images, captions = clipmod.dataset_pairs(16)
+    images, captions = mini_data.heldout_pairs(16)
     trained = clipmod.image_text(mini_clip, images, captions)
-    before = clipmod.image_text(clipmod.untrained(mini_clip), images, captions)
+    before = clipmod.image_text(untrained_twin(mini_clip), images, captions)
     assert trained.similarity.shape == (16, 16)
     assert trained.diagonal_hits() >= 14
     assert before.diagonal_hits() < 14
@@ -99,15 +102,15 @@ def test_untrained_clip_is_rebuilt_the_same_and_leaves_the_rng_alone(mini_clip):
     torch.manual_seed(123)
     expected = torch.rand(1)
     torch.manual_seed(123)
-    a = clipmod._untrained.__wrapped__(len(mini_clip.tokenizer), mini_clip.tokenizer, 64)
+    a = clipmod.untrained(mini_clip, untrained_clip.__wrapped__(len(mini_clip.tokenizer)))
     assert torch.equal(torch.rand(1), expected)
-    b = clipmod.untrained(mini_clip)
+    b = untrained_twin(mini_clip)
     for p, q in zip(a.model.parameters(), b.model.parameters()):
         assert torch.equal(p, q)
 
 
 def test_norms_before_and_after_normalisation(mini_clip):
-    images, captions = clipmod.dataset_pairs(4)
+    images, captions = mini_data.heldout_pairs(4)
     r = clipmod.image_text(mini_clip, images, captions)
     n = clipmod.norms(r.text_features, r.image_features, r.logit_scale)
     np.testing.assert_allclose(n.text_unit, 1.0)

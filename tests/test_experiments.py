@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.batch import run_batch, starting_noise
-from explorer.capture import trace
-from explorer.experiments import (
+from explorer.engine.batch import run_batch, starting_noise
+from explorer.engine.capture import trace
+from explorer.studies.experiments import (
     compare_guidance,
     compare_schedulers,
     compare_seeds,
@@ -18,8 +18,8 @@ from explorer.experiments import (
     guidance_term_norms,
     pixel_distance,
 )
-from explorer.grid import axis_label, grid
-from explorer.sweeps import own_token_mask, scale_embedding, scale_rule
+from explorer.studies.grid import axis_label, grid
+from explorer.studies.sweeps import own_token_mask, scale_embedding, scale_rule
 
 PROMPT = "a red circle on a blue background"
 FACTORS = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0]

@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer import capture, grid, sweeps
-from explorer.batch import run_batch
+from explorer.engine import capture
+from explorer.engine.batch import run_batch
+from explorer.studies import grid, sweeps
 from explorer.ui.common import AppContext
 from explorer.ui.layout import build_demo
 
@@ -59,7 +60,7 @@ def test_stop_frees_the_worker_and_the_next_run_is_right(tiny_pipe):
     calls: list[int] = []
     hook = tiny_pipe.unet.register_forward_hook(lambda *a: calls.append(1))
     try:
-        with tab_client(tiny_pipe, ["explorer.ui.experiments"]) as client:
+        with tab_client(tiny_pipe, ["explorer.ui.tabs.experiments"]) as client:
             run_then_stop(client, tiny_pipe, calls)
     finally:
         hook.remove()
@@ -89,7 +90,7 @@ def run_then_stop(client, tiny_pipe, calls: list[int]) -> None:
 def test_grid_endpoint_takes_a_base_magnitude(tiny_pipe):
     from conftest import tab_client
 
-    with tab_client(tiny_pipe, ["explorer.ui.experiments"]) as client:
+    with tab_client(tiny_pipe, ["explorer.ui.tabs.experiments"]) as client:
         _gallery, png, note = client.predict(
             *BASE, "steps", "1, 2", "seed", "0", 0.5, "tokens", api_name="/grid"
         )
@@ -107,7 +108,7 @@ def test_generate_size_control(tiny_pipe):
 
     for fixed, size, expect in [(None, 128, (128, 128)), (64, 128, None)]:
         ctx = AppContext(load=lambda: tiny_pipe, fixed_size=fixed)
-        demo = build_demo(ctx, ["explorer.ui.generate"])
+        demo = build_demo(ctx, ["explorer.ui.tabs.generate"])
         demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
         try:
             client = Client(demo.local_url, verbose=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from explorer.ui.experiments import LISTS, limits_text, parse_list
+from explorer.ui.tabs.experiments import LISTS, limits_text, parse_list
 
 BASE = ["a red circle", "", 3, 2, 7.5, "ddim"]  # prompt, negative, seed, steps, guidance, scheduler
 ENDPOINTS = [
@@ -21,7 +21,7 @@ ENDPOINTS = [
 def client(tiny_pipe):
     from conftest import tab_client
 
-    with tab_client(tiny_pipe, ["explorer.ui.experiments"]) as c:
+    with tab_client(tiny_pipe, ["explorer.ui.tabs.experiments"]) as c:
         yield c
 
 

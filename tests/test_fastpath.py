@@ -1,4 +1,4 @@
-"""The traced fast path (explorer.fastpath): bitwise the eager UNet, and eager where it must be."""
+"""The traced fast path (explorer.engine.fastpath): bitwise the eager UNet, and eager where it must be."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from diffusers.models.attention_processor import AttnProcessor
 
-from explorer import fastpath
-from explorer.capture import trace
+from explorer.engine import fastpath
+from explorer.engine.capture import trace
 
 PROMPT = "a red circle on a blue background"
 
@@ -128,7 +128,7 @@ def test_the_app_warm_up_makes_the_traces_a_first_visitor_needs():
     import types
 
     import app
-    from explorer.models import MINI_DIR, _load
+    from explorer.engine.models import MINI_DIR, _load
 
     pipe = _load.__wrapped__(str(MINI_DIR), "cpu")  # a fresh Mini pipeline, no traces yet
     assert not pipe.unet.forward.traces

@@ -13,21 +13,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from explorer import anatomy
-from explorer.capture import trace
 from explorer.charts import run_figures
-from explorer.controls import (
+from explorer.engine.capture import trace
+from explorer.engine.runzip import RunFileError, pack, unpack
+from explorer.engine.tracefile import Trace
+from explorer.inputs.controls import (
     CONTROLS,
     ControlError,
     validate_float_range,
     validate_int_range,
     validate_run,
 )
-from explorer.images import UploadError, load_upload
-from explorer.lists import ListError, parse_numbers
-from explorer.runzip import RunFileError, pack, unpack
-from explorer.tracefile import Trace
-from explorer.ui.clip import prompt_lines
+from explorer.inputs.lists import ListError, parse_numbers
+from explorer.inputs.uploads import UploadError, load_upload
+from explorer.studies import anatomy
+from explorer.ui.tabs.clip import prompt_lines
 
 anything = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),

@@ -1,6 +1,6 @@
 """The app under load, cancellation, bad input and file probes, through gradio_client.
 
-Every row of `explorer.limits.BAD_INPUTS` is sent to its endpoint; each must get its message (or
+Every row of `explorer.ui.limits.BAD_INPUTS` is sent to its endpoint; each must get its message (or
 run, and say so), and the app must serve a correct run right after.
 """
 
@@ -19,11 +19,12 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import app
-from explorer.capture import trace
-from explorer.limits import BAD_INPUTS, Case, markdown_bad_inputs, markdown_limits
-from explorer.runzip import pack
-from explorer.ui import generate as generate_tab
-from explorer.ui.layout import MAX_FILE_SIZE, launch_options
+from explorer.engine.capture import trace
+from explorer.engine.runzip import pack
+from explorer.ui.common import MAX_FILE_SIZE
+from explorer.ui.layout import launch_options
+from explorer.ui.limits import BAD_INPUTS, Case, markdown_bad_inputs, markdown_limits
+from explorer.ui.tabs import generate as generate_tab
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).parents[1]
@@ -256,7 +257,7 @@ def test_the_app_launches_with_its_stated_upload_limit(served):
 def test_an_upload_over_max_file_size_is_refused_and_the_app_serves_on(tmp_path):
     """The real mechanism (gradio's upload route, set by `launch_options`) with a 64 kB limit,
     so the test need not send 200 MB; the Generate tab alone (its /open_run takes a file)."""
-    demo, _ = app.build(tabs=["explorer.ui.generate"])
+    demo, _ = app.build(tabs=["explorer.ui.tabs.generate"])
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
                 **launch_options(max_file_size="64kb"))  # fmt: skip
     try:
@@ -295,7 +296,7 @@ PROBES = [
     "%2e%2e/%2e%2e/%2e%2e/etc/passwd",
     "app.py",
     str(ROOT / "app.py"),
-    "explorer/models.py",
+    "explorer/engine/models.py",
     str(ROOT / "explorer" / "models.py"),
     str(ROOT / "explorer" / "mini" / "model" / "unet" / "config.json"),
     "/proc/self/environ",

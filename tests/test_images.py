@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import images
-from explorer.images import MAX_PIXELS, UploadError, from_sketch, load_upload, upload_table
+from explorer.inputs import uploads as images
+from explorer.inputs.uploads import MAX_PIXELS, UploadError, from_sketch, load_upload, upload_table
 
 SIZE = (64, 64)
 README = Path(__file__).parents[1] / "README.md"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from explorer.lists import (
+from explorer.inputs.lists import (
     ListError,
     describe_limits,
     format_list,

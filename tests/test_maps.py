@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from explorer import maps
 from explorer.charts import embeddings as charts
+from explorer.studies import trajectories as maps
 
 
 def paths(runs: int = 3, steps: int = 6, dim: int = 16, seed: int = 0) -> list[np.ndarray]:

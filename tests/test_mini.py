@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.engine.models import MINI_DIR, ModelError, check_safetensors, load_pipeline
 from explorer.mini import architecture as arch
 from explorer.mini import data, judge
-from explorer.models import MINI_DIR, ModelError, check_safetensors, load_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def test_heldout_split_is_separate():
     held = data.heldout_seeds(512)
     assert min(held) >= data.HELDOUT_START
     # every seed any training stage reads is below the held-out range
-    from explorer.mini.train import Config
+    from explorer.mini.config import Config
 
     cfg = Config()
     assert cfg.vae_steps * cfg.vae_batch < data.HELDOUT_START
@@ -202,7 +202,8 @@ def test_side_by_side_run_with_shape_knobs_skips_zero_step_stages(tmp_path):
 
 
 def test_cpu_recipe_names_real_settings():
-    from explorer.mini.train import RECIPES, Config
+    from explorer.mini.config import Config
+    from explorer.mini.train import RECIPES
 
     for recipe in RECIPES.values():
         Config(**recipe)  # a misspelt setting would raise here

@@ -7,9 +7,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from explorer import forward, img2img, vae
-from explorer.capture import trace
-from explorer.controls import ControlError, validate_strength
+from explorer.engine.capture import trace
+from explorer.inputs.controls import ControlError, validate_strength
+from explorer.studies import forward, img2img
+from explorer.studies import latent_space as vae
 
 WHITE = Image.new("RGB", (64, 64), "white")
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 pytestmark = pytest.mark.slow
-TABS = ["explorer.ui.sketch", "explorer.ui.forward", "explorer.ui.vae"]
+TABS = ["explorer.ui.tabs.sketch", "explorer.ui.tabs.forward", "explorer.ui.tabs.vae"]
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""explorer.threads: a big batch gets every core only while it is alone, and gives them back."""
+"""explorer.engine.threads: a big batch gets every core only while it is alone, and gives them back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from explorer import threads
+from explorer.engine import threads
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""explorer.tracefile and explorer.decode: save/load round trip, clear errors, pictures."""
+"""explorer.engine.tracefile and explorer.engine.decode: save/load round trip, clear errors, pictures."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from explorer import decode, tracefile
-from explorer.capture import trace
-from explorer.tracefile import TENSOR_FIELDS, Trace
+from explorer.engine import decode, tracefile
+from explorer.engine.capture import trace
+from explorer.engine.tracefile import TENSOR_FIELDS, Trace
 
 
 @pytest.fixture(scope="module")
@@ -174,8 +174,9 @@ def test_picture_helpers():
 def test_fast_gallery_decode_is_close_to_float32(mini_pipe):
     """The step galleries' bfloat16 decode (where the CPU has it) stays within 8/255 of float32 on
     real run latents; without native bfloat16 it is the float32 decode itself."""
-    from explorer import anatomy, capture
-    from explorer import decode as dec
+    from explorer.engine import capture
+    from explorer.engine import decode as dec
+    from explorer.studies import anatomy
 
     t = capture.trace(mini_pipe, "a large red circle on a blue background", steps=6, seed=3)
     both = torch.cat([t.latents, t.x0_pred])  # (2T+1, C, h, w)

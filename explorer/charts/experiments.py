@@ -1,7 +1,7 @@
 """Plotly figures for the side-by-side experiments: pure functions from plain lists to a Figure.
 
 Nothing here knows about pipelines or traces: the experiments tab passes the numbers an
-`explorer.experiments` / `explorer.sweeps` result holds (step counts, norms, distances...).
+`explorer.studies.experiments` / `explorer.studies.sweeps` result holds (step counts, norms, distances...).
 """
 
 from __future__ import annotations

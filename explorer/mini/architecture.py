@@ -12,11 +12,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast
 
 from explorer.mini import data
+from explorer.mini.config import Config
 
 CONTEXT = 77  # tokens per prompt, as in SD
 BOS, EOS, UNK = "<|startoftext|>", "<|endoftext|>", "<|unk|>"  # ids 0, 1, 2; EOS also pads
@@ -73,6 +77,15 @@ def clip_config(vocab_size: int) -> CLIPConfig:
 
 def build_clip(vocab_size: int) -> CLIPModel:
     return CLIPModel(clip_config(vocab_size))
+
+
+@lru_cache(maxsize=1)
+def untrained_clip(vocab_size: int) -> CLIPModel:
+    """The CLIP exactly as training started it: `train_clip` seeds torch with `Config.seed`, then
+    calls `build_clip`. The global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(Config().seed)
+        return build_clip(vocab_size).eval()
 
 
 def build_vae() -> AutoencoderKL:

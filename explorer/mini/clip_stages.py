@@ -23,7 +23,7 @@ from explorer.mini.loop import (
 )
 
 if TYPE_CHECKING:
-    from explorer.mini.train import Config
+    from explorer.mini.config import Config
 
 
 def caption_batch(first_seed: int, n: int, device: torch.device):

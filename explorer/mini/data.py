@@ -208,3 +208,9 @@ def batch(seeds: range | list[int]) -> tuple[np.ndarray, list[str], list[Scene]]
 def heldout_seeds(n: int, offset: int = 0) -> range:
     """``n`` seeds of the held-out split."""
     return range(HELDOUT_START + offset, HELDOUT_START + offset + n)
+
+
+def heldout_pairs(n: int, offset: int = 0) -> tuple[list[Image.Image], list[str]]:
+    """`n` held-out pictures and their full captions (seeds training never saw)."""
+    scenes = [sample_scene(s) for s in heldout_seeds(n, offset)]
+    return [render(s) for s in scenes], [full_caption(s) for s in scenes]

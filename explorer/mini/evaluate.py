@@ -112,7 +112,7 @@ def prompt_following(pipe, n: int = 200, batch: int = 25) -> dict:
 def main(argv: list[str] | None = None) -> None:
     from transformers import CLIPModel
 
-    from explorer.models import MINI_DIR, load_pipeline
+    from explorer.engine.models import MINI_DIR, load_pipeline
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

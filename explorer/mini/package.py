@@ -15,7 +15,7 @@ import torch
 from diffusers import StableDiffusionPipeline
 from transformers import CLIPTextModel
 
-from explorer.decode import fit_preview_factors, save_preview_factors
+from explorer.engine.decode import fit_preview_factors, save_preview_factors
 from explorer.mini import architecture as arch
 from explorer.mini import data
 from explorer.mini.loop import load_stage_model

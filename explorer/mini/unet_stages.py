@@ -27,7 +27,7 @@ from explorer.mini.loop import (
 from explorer.mini.masks import shape_masks
 
 if TYPE_CHECKING:
-    from explorer.mini.train import Config
+    from explorer.mini.config import Config
 
 
 @torch.no_grad()

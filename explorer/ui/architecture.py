@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from explorer.tracefile import Trace
+from explorer.engine.tracefile import Trace
 
 # Where each box jumps to: elem_id of a section of the step views.
 VIEW_IDS = {

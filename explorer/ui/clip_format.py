@@ -1,16 +1,16 @@
 """Formatting for the CLIP & embeddings tab: engine results -> Markdown, figures, gallery items.
 
-Pure functions (no model calls, no events); `explorer.ui.clip` lays out the tab and wires them.
+Pure functions (no model calls, no events); `explorer.ui.tabs.clip` lays out the tab and wires them.
 """
 
 from __future__ import annotations
 
 import math
 
-from explorer import clip as clipmod
-from explorer import maps
 from explorer.charts import embeddings as charts
-from explorer.embeddings import TokenStates
+from explorer.studies import clip_scores as clipmod
+from explorer.studies import trajectories as maps
+from explorer.studies.text_embeddings import TokenStates
 
 NOTES = {  # what each sub-tab shows, in plain words
     "tokens": (

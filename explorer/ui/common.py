@@ -16,9 +16,9 @@ from typing import Any
 
 import gradio as gr
 
-from explorer import threads
-from explorer.controls import ControlError, RunSettings, token_note
-from explorer.models import private_tokenizer
+from explorer.engine import threads
+from explorer.engine.models import private_tokenizer
+from explorer.inputs.controls import ControlError, RunSettings, token_note
 
 log = logging.getLogger("explorer.ui")
 
@@ -38,6 +38,8 @@ CSS = """
 .arch-arrow { align-self: center; font-size: 1.2em; opacity: 0.6; }
 """
 
+MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more finely
+QUEUE_SIZE = 64  # requests waiting at most; more are told the queue is full
 RUN_CONCURRENCY = 2  # single runs at once (CPU cores are few); heavier tabs should use 1
 VIEW_CONCURRENCY = 4  # redraws of views from a finished run (no model call)
 

@@ -4,11 +4,11 @@ UI) and defaults, the sub-tabs' plain-words notes, and the parsing and result ta
 
 from __future__ import annotations
 
-from explorer import experiments as ex
-from explorer import sweeps
-from explorer.controls import CONTROLS, SEED_MAX
-from explorer.lists import describe_limits, format_list, parse_choices, parse_numbers
-from explorer.schedulers import SCHEDULERS
+from explorer.engine.schedulers import SCHEDULERS
+from explorer.inputs.controls import CONTROLS, SEED_MAX
+from explorer.inputs.lists import describe_limits, format_list, parse_choices, parse_numbers
+from explorer.studies import experiments as ex
+from explorer.studies import sweeps
 
 # Each list: how it is parsed, its limits (stated in the UI) and its default text.
 LISTS: dict[str, dict] = {

@@ -12,21 +12,19 @@ from types import ModuleType
 
 import gradio as gr
 
-from explorer.limits import markdown_limits
-from explorer.ui.common import CSS, RUN_CONCURRENCY, AppContext
+from explorer.ui.common import CSS, MAX_FILE_SIZE, QUEUE_SIZE, RUN_CONCURRENCY, AppContext
+from explorer.ui.limits import markdown_limits
 
 TABS = [
-    "explorer.ui.generate",
-    "explorer.ui.experiments",
-    "explorer.ui.sketch",
-    "explorer.ui.forward",
-    "explorer.ui.vae",
-    "explorer.ui.attention",
-    "explorer.ui.clip",
+    "explorer.ui.tabs.generate",
+    "explorer.ui.tabs.experiments",
+    "explorer.ui.tabs.sketch",
+    "explorer.ui.tabs.forward",
+    "explorer.ui.tabs.vae",
+    "explorer.ui.tabs.attention",
+    "explorer.ui.tabs.clip",
 ]
 
-MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more finely
-QUEUE_SIZE = 64  # requests waiting at most; more are told the queue is full
 
 HEADER = """# Diffusion Explorer
 Run Stable Diffusion for real and watch it think: every step, every tensor, in plain words.

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from explorer import anatomy
 from explorer.charts import run_figures
-from explorer.tracefile import Trace
+from explorer.engine.tracefile import Trace
+from explorer.studies import anatomy
 from explorer.ui.architecture import VIEW_IDS, architecture_html
 from explorer.ui.common import VIEW_CONCURRENCY, explain, human_bytes, pixel_gallery, pixel_image
 from explorer.ui.texts import TEXTS

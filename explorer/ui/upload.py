@@ -2,19 +2,19 @@
 
 An uploaded file reaches the handler as a path, unopened: gradio's own image preprocessing would
 open it with PIL before any handler runs, so a zero-byte file or a decompression bomb would fail
-there with a traceback. `explorer.images` opens it instead and answers every bad case in words.
+there with a traceback. `explorer.inputs.uploads` opens it instead and answers every bad case in words.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from explorer import images
-from explorer.capture import trace
-from explorer.controls import validate_int, validate_run
-from explorer.images import FIT_WORDS, Loaded
+from explorer.engine.capture import trace
+from explorer.inputs import uploads as images
+from explorer.inputs.controls import validate_int, validate_run
+from explorer.inputs.uploads import FIT_WORDS, Loaded
 from explorer.ui.common import notes_markdown, prompt_notes
-from explorer.ui.inputs import control_input
+from explorer.ui.widgets import control_input
 
 
 def image_upload(label: str, **kwargs) -> gr.Image:

@@ -1,0 +1,197 @@
+"""Run a real diffusers Stable Diffusion pipeline and record every step in a `Trace`.
+
+Nothing here re-implements the denoising loop: the pipeline's own `__call__` runs, on a shallow
+copy of the pipeline that shares its weights but holds a fresh scheduler and tokenizer
+(`models.run_copy`). Three public hooks
+watch it (numbered as in the loop of `StableDiffusionPipeline.__call__`, step 7):
+
+  7a. `scheduler.scale_model_input` (wrapped, on our private scheduler): a step starts;
+  7b. a UNet forward hook: the UNet input x_in and its raw output, split into
+      (uncond, text) with guidance -- the only place those two exist;
+  7c. `scheduler.step` (wrapped): x_t, the guided noise ε it used, and x_0 when the scheduler
+      gives `pred_original_sample`; it is still called exactly once per step;
+  7d. `callback_on_step_end`: x_{t-1}, live updates (`on_step`) and cancelling (`should_stop`).
+
+The UNet is shared with the caller's pipeline (and with other traces running in other threads),
+so the forward hook records only when the thread running it is the trace that added it: a
+context variable names the current recorder. The hook is removed in `finally`.
+
+The hook API (`explorer.engine.recorder`, re-exported here: `Recorder`, `recording`, `stop_when`) serves
+any code that makes its own pipeline call: `batch.run_batch` records its batched call with it,
+on the copy `private_pipeline(pipe, scheduler)` gives, with the settings `run_settings` lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+from collections.abc import Callable
+from typing import Any
+
+import diffusers
+import numpy as np
+import torch
+import transformers
+from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+from PIL import Image
+
+from explorer.engine import decode as dec
+from explorer.engine import threads
+from explorer.engine.attention_taps import capture_attention
+from explorer.engine.models import run_copy
+from explorer.engine.recorder import (  # noqa: F401 - re-exported: the hook API, by capture's name
+    Recorder,
+    predict_x0,
+    recording,
+    step_coefficients,
+    stop_requested,
+    stop_when,
+)
+from explorer.engine.tracefile import Trace
+
+
+def private_pipeline(pipe: Any, scheduler: str, img2img: bool = False) -> Any:
+    """A shallow copy of `pipe` that shares its weights but holds its own scheduler and tokenizer."""
+    cls = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
+    return run_copy(pipe, scheduler, cls)  # shares the weights only: see models.run_copy
+
+
+def run_settings(pipe: Any, run: Any, scheduler: str, steps: int, guidance: float) -> dict:
+    """The settings every trace records about the model, the scheduler and the libraries."""
+    fresh = run.scheduler
+    return {
+        "steps": steps,
+        "guidance": float(guidance),
+        "scheduler": scheduler,
+        "model": pipe.name_or_path or None,
+        "pipeline_class": type(pipe).__name__,
+        "scheduler_class": type(fresh).__name__,
+        "scheduler_config": _jsonable(dict(fresh.config)),
+        "prediction_type": fresh.config.get("prediction_type", "epsilon"),
+        "vae_scale_factor": int(run.vae_scale_factor),
+        "device": str(pipe.unet.device),
+        "dtype": str(pipe.unet.dtype),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__,
+        },
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy of a config value (numpy, tuples, dtypes -> lists, numbers, strings)."""
+
+    def default(o):
+        return o.tolist() if isinstance(o, np.ndarray | np.generic | torch.Tensor) else str(o)
+
+    return json.loads(json.dumps(value, default=default))
+
+
+def prompt_tokens(pipe: Any, prompt: str) -> list[str]:
+    """The token strings the text encoder sees for `prompt`, padding and truncation included."""
+    tok = pipe.tokenizer
+    ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True)
+    return [str(t) for t in tok.convert_ids_to_tokens(ids["input_ids"])]
+
+
+def trace(
+    pipe: StableDiffusionPipeline,
+    prompt: str,
+    *,
+    negative_prompt: str = "",
+    steps: int = 25,
+    guidance: float = 7.5,
+    seed: int = 0,
+    scheduler: str = "ddim",
+    height: int | None = None,
+    width: int | None = None,
+    image: Image.Image | None = None,
+    strength: float = 0.6,
+    on_step: Callable[[Trace], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    preview: bool = False,
+    attention: bool = False,
+) -> Trace:
+    """Run `pipe` once, exactly as `pipe(...)` would, and return the record of every step.
+
+    The image equals `pipe(prompt, negative_prompt=..., num_inference_steps=steps,
+    guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed))` with the named
+    scheduler built from `pipe.scheduler.config`; `pipe` itself is not modified. With `image`
+    the run is img2img (`strength` of the schedule, int(steps * strength) steps). `on_step`
+    gets the partial Trace after every step; `should_stop()` returning True cancels between
+    steps (the trace then holds the steps run, and the image decoded from the last latent).
+    `preview=True` also makes a linear preview of each step's x_0 (`Trace.previews`).
+    `attention=True` also records cross-attention maps (`Trace.attention`, in the final record
+    only; see `explorer.engine.attention_taps`); the image is the same.
+    """
+    # 1. Check inputs
+    if not isinstance(prompt, str) or not isinstance(negative_prompt, str):
+        raise ValueError("prompt and negative_prompt must be strings")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if image is not None:
+        if not isinstance(image, Image.Image):
+            raise ValueError("image must be a PIL image")
+        if height is not None or width is not None:
+            raise ValueError("img2img takes its size from the image: resize it, not height/width")
+        if not 0 < strength <= 1 or int(steps * strength) < 1:
+            raise ValueError(f"strength {strength} with {steps} steps runs no step")
+
+    # 2. A shallow copy of the pipeline with a fresh scheduler (shares the weights)
+    run = private_pipeline(pipe, scheduler, img2img=image is not None)
+    guided = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
+
+    # 3. Settings and tokens, known before the run
+    settings = {
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "mode": "img2img" if image is not None else "txt2img",
+        "strength": float(strength) if image is not None else None,
+        **run_settings(pipe, run, scheduler, steps, guidance),
+    }
+    tokens = prompt_tokens(run, prompt)
+    scale = int(run.vae_scale_factor) if preview else 0
+    rec = Recorder(run.scheduler, guided, dec.preview_factors_for(pipe), scale)
+
+    # 4. The step callback: record x_{t-1}, report, maybe cancel
+    def on_step_end(p, i, t, kw):
+        rec.on_step_end(kw["latents"])
+        if on_step is not None:
+            on_step(rec.build(tokens, dict(settings), image=None))
+        if (should_stop is not None and should_stop()) or stop_requested():
+            p._interrupt = True  # the copy's flag; the loop skips the remaining steps
+        return {}
+
+    # 5. Run the real pipeline with the UNet hook (and attention taps) in place
+    call = {"image": image, "strength": strength} if image is not None else {}
+    if image is None:
+        call.update(height=height, width=width)
+    maps = capture_attention(pipe.unet, guided) if attention else contextlib.nullcontext()
+    with threads.tracked(), recording(pipe, rec), maps as collector:
+        result = run(
+            prompt,
+            negative_prompt=negative_prompt,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=torch.Generator("cpu").manual_seed(seed),
+            callback_on_step_end=on_step_end,
+            **call,
+        )
+
+    # 6. Assemble the record
+    h, w = rec.x_t[0].shape[-2:]  # (K, C, h, w)
+    settings.update(
+        height=int(h * run.vae_scale_factor),
+        width=int(w * run.vae_scale_factor),
+        steps_run=len(rec.after),
+        cancelled=bool(run.interrupt),
+        x0_source=rec.x0_source,
+    )
+    init = image.convert("RGB") if image is not None else None
+    extra = {"attention": collector.maps(len(rec.after))} if attention else {}
+    out = rec.build(tokens, settings, image=result.images[0], init_image=init, **extra)
+    return out.attach_decoder(pipe.vae)

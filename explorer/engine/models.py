@@ -1,0 +1,166 @@
+"""Load a Stable Diffusion pipeline: the embedded Mini SD, a local diffusers folder or a hub id.
+
+Only safetensors weights are ever loaded: a checkpoint that has only pickled weights (``.bin``,
+``.ckpt``, ``.pt``) is refused, never unpickled. Loading is cached per (model, device).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from explorer.engine import fastpath
+
+MINI_DIR = Path(__file__).parent.parent / "mini" / "model"  # the embedded default
+MINI_NAME = "mini-sd"  # what settings and the UI call the embedded model
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+_lock = threading.Lock()
+
+
+class ModelError(ValueError):
+    """A model that cannot be loaded, with a message saying what to change."""
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``None`` picks CUDA when there is one, else the CPU; anything else must exist here."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ModelError(f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(
+            f"device {device!r} asked for, but this machine has no CUDA GPU: use 'cpu'"
+        )
+    return dev
+
+
+def check_safetensors(folder: Path) -> None:
+    """Refuse a local diffusers folder whose weights are not all safetensors."""
+    if not (folder / "model_index.json").is_file():
+        raise ModelError(
+            f"{folder} is not a diffusers pipeline folder (no model_index.json): give a folder saved "
+            "with pipe.save_pretrained(...), or a hub id such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'"
+        )
+    for part in ("unet", "vae", "text_encoder"):
+        sub = folder / part
+        if not sub.is_dir():
+            raise ModelError(
+                f"{folder} has no {part}/ folder: is it a Stable Diffusion 1.x/2.x pipeline?"
+            )
+        files = [f.name for f in sub.iterdir()]
+        if not any(f.endswith(".safetensors") for f in files):
+            pickled = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+            raise ModelError(
+                f"{sub} has no .safetensors weights ({', '.join(pickled) or 'none at all'}); pickled "
+                "weights are never loaded here. Convert them first, e.g. load and "
+                "save_pretrained(..., safe_serialization=True) on a trusted machine."
+            )
+
+
+def load_pipeline(model: str | None = None, device: str | None = None):
+    """The ``StableDiffusionPipeline`` for ``model`` on ``device`` (cached).
+
+    ``model=None`` gives the embedded Mini SD; a local folder or a hub id gives that diffusers
+    SD 1.x/2.x checkpoint, in float16 on CUDA and float32 on the CPU.
+    """
+    dev = resolve_device(device)
+    key = str(MINI_DIR if model in (None, "", MINI_NAME) else model)
+    with _lock:
+        return _load(key, str(dev))
+
+
+@lru_cache(maxsize=4)
+def _load(model: str, device: str):
+    from diffusers import StableDiffusionPipeline
+
+    dev = torch.device(device)
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    path = Path(model).expanduser()
+    if path.exists():
+        check_safetensors(path)
+    elif model.count("/") != 1 or model.startswith(("/", ".", "~")):
+        if Path(model) == MINI_DIR:
+            raise ModelError(
+                f"the embedded Mini model is missing at {MINI_DIR}: run python -m explorer.mini.train"
+            )
+        raise ModelError(
+            f"model {model!r} is neither an existing folder nor a hub id like 'owner/name'"
+        )
+    try:
+        pipe = StableDiffusionPipeline.from_pretrained(
+            str(path) if path.exists() else model,
+            dtype=dtype,
+            use_safetensors=True,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+    except (OSError, ValueError) as e:
+        raise ModelError(
+            f"could not load {model!r} as a Stable Diffusion 1.x/2.x pipeline: {e}"
+        ) from e
+    pipe.set_progress_bar_config(disable=True)
+    pipe = pipe.to(dev)
+    if dev.type == "cpu":
+        fastpath.install(pipe.unet)
+    return pipe
+
+
+def mini_size() -> int:
+    """The one image size (pixels, square) the Mini model makes, read from its config files."""
+    import json
+
+    unet = json.loads((MINI_DIR / "unet" / "config.json").read_text())
+    vae = json.loads((MINI_DIR / "vae" / "config.json").read_text())
+    return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+
+
+def model_folder(pipe) -> Path | None:
+    """The local folder a pipeline was loaded from, if any (for ``clip/`` and ``preview.json``)."""
+    name = getattr(pipe, "name_or_path", None) or pipe.config.get("_name_or_path")
+    path = Path(str(name)) if name else None
+    return path if path is not None and path.is_dir() else None
+
+
+def is_mini(pipe) -> bool:
+    folder = model_folder(pipe)
+    return folder is not None and folder.resolve() == MINI_DIR.resolve()
+
+
+def private_tokenizer(pipe):
+    """A copy of the pipeline's tokenizer for one run or one call (about a millisecond).
+
+    A fast tokenizer switches its backend's padding and truncation on every call, so two threads
+    calling one tokenizer with different settings get each other's: 29 wrong lengths in 20,000
+    calls here, which would silently change the text embedding of a run.
+    """
+    return copy.deepcopy(pipe.tokenizer)
+
+
+def run_copy(pipe, scheduler: str | None = None, cls=None):
+    """A per-run shallow copy of `pipe`: the same weights, its own scheduler and tokenizer.
+
+    Weights are only read during a run; everything that changes during one (the scheduler's
+    timesteps, step index and solver history, the tokenizer's padding state, the pipeline's
+    guidance and interrupt flags) belongs to the copy, so concurrent runs on one pipeline never
+    see each other. `scheduler` names one from `explorer.engine.schedulers` (default: a fresh copy of
+    the pipeline's own); `cls` is the pipeline class (default: the pipeline's own).
+    """
+    from explorer.engine.schedulers import make_scheduler
+
+    fresh = (
+        make_scheduler(pipe, scheduler)
+        if scheduler is not None
+        else type(pipe.scheduler).from_config(pipe.scheduler.config)
+    )
+    parts = {**pipe.components, "scheduler": fresh, "tokenizer": private_tokenizer(pipe)}
+    run = (cls or type(pipe))(**parts, requires_safety_checker=False)
+    run.register_to_config(_name_or_path=pipe.name_or_path)  # model folder: previews, settings
+    run.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
+    return run

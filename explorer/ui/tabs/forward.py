@@ -1,0 +1,94 @@
+"""The Forward process tab: a picture buried in noise at chosen timesteps [/forward].
+
+Take an uploaded picture (or, with none, one generated from the prompt), encode it, and show
+x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε at each chosen training timestep t: the latent's channels, the latent
+decoded, ᾱ_t and the signal-to-noise ratio. Beside them, blur and masking at the same strength,
+labelled as illustrations. The engine is `explorer.studies.forward`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+
+from explorer.inputs.controls import validate_int
+from explorer.inputs.lists import describe_limits, format_list, parse_numbers
+from explorer.studies import forward
+from explorer.ui.common import (
+    RUN_CONCURRENCY,
+    AppContext,
+    explain,
+    pixel_gallery,
+    pixel_image,
+    run_engine,
+    visitor_errors,
+)
+from explorer.ui.upload import fallback_inputs, picture, picture_inputs
+
+TITLE = "Forward process"
+LIMITS = dict(integer=True, lo=0, hi=999, max_count=8)
+INTRO = (
+    "Training teaches the UNet to undo one corruption: **x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε**. "
+    "Pick timesteps t (0 = clean, 999 = almost pure noise); each shows the noisy latent, what the "
+    "VAE decodes from it, and its signal-to-noise ratio **SNR = ᾱ_t / (1 − ᾱ_t)**. The noise is "
+    "drawn once from the seed and reused at every t, as img2img does."
+)
+
+
+def snr_table(result: forward.ForwardResult) -> str:
+    """The numbers of every timestep as a Markdown table."""
+    rows = ["| t | ᾱ_t (signal share) | 1 − ᾱ_t (noise share) | SNR = ᾱ/(1−ᾱ) | SNR in dB |",
+            "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for s in result.steps:
+        db = "+∞" if math.isinf(s.snr_db) else f"{s.snr_db:+.1f}"
+        snr = "∞" if math.isinf(s.snr) else f"{s.snr:.4g}"
+        rows.append(f"| {s.t} | {s.alpha_bar:.4f} | {1 - s.alpha_bar:.4f} | {snr} | {db} |")
+    return "\n".join(rows)
+
+
+def create_tab(ctx: AppContext) -> None:
+    """Build the Forward process tab inside an open gr.Blocks."""
+    explain(INTRO)
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload, how = picture_inputs()
+        with gr.Column(scale=3):
+            prompt, seed = fallback_inputs("forward")
+            timesteps = gr.Textbox(
+                label="Timesteps t", value=format_list(forward.DEFAULT_TIMESTEPS),
+                info=describe_limits(**LIMITS),
+            )  # fmt: skip
+            button = gr.Button("Add noise", variant="primary")
+            status = gr.Markdown()
+    with gr.Row():
+        clean = pixel_image("x_0: the clean picture", height=160)
+        table = gr.Markdown()
+    latents = pixel_gallery("x_t: the noisy latent's channels", columns=3)
+    decoded = pixel_gallery("x_t decoded by the VAE", columns=8)
+    gr.Markdown("### For comparison: other corruptions at the same strength")
+    explain(f"**{forward.ILLUSTRATION}**")
+    blurred = pixel_gallery("Illustration: blur", columns=8)
+    masked = pixel_gallery("Illustration: masking", columns=8)
+
+    @visitor_errors
+    def add_noise(upload, how, prompt, timesteps_text, seed):
+        ts = parse_numbers(timesteps_text, name="timesteps", **LIMITS)
+        seed = validate_int("seed", seed)
+        pipe = ctx.pipe()
+        image, note = picture(pipe, upload, how, prompt, seed)
+        r = run_engine(forward.forward_process, pipe, image, ts, seed=seed)
+        cap = lambda s: f"t={s.t} · SNR {s.snr:.3g}"  # noqa: E731
+        return (
+            f"{note}Noised to {len(r.steps)} timesteps of {r.num_train_timesteps}.",
+            r.image,
+            snr_table(r),
+            [(s.channels, cap(s)) for s in r.steps],
+            [(s.decoded, cap(s)) for s in r.steps],
+            [(s.blurred, f"t={s.t} · blur {1 - s.alpha_bar:.2f}") for s in r.steps],
+            [(s.masked, f"t={s.t} · {1 - s.alpha_bar:.0%} masked") for s in r.steps],
+        )
+
+    outputs = [status, clean, table, latents, decoded, blurred, masked]
+    button.click(add_noise, [upload, how, prompt, timesteps, seed], outputs, api_name="forward",
+                 concurrency_limit=RUN_CONCURRENCY, concurrency_id="run")  # fmt: skip

@@ -1,0 +1,95 @@
+"""The Latent space tab: what the VAE keeps of a picture, and what each channel carries [/vae].
+
+Encode a picture, show its latent channels, decode it back (the reconstruction and its PSNR),
+state the compression ratio, and decode an edited latent: one channel (or all) scaled by k, where
+k = 0 zeroes it. The engine is `explorer.studies.latent_space`.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer.inputs.controls import validate_float_range
+from explorer.studies import latent_space as vae
+from explorer.ui.common import RUN_CONCURRENCY, AppContext, explain, pixel_image, visitor_errors
+from explorer.ui.upload import fallback_inputs, picture, picture_inputs
+from explorer.ui.widgets import passthrough
+
+TITLE = "Latent space"
+CHANNELS = ["all", "0", "1", "2", "3"]
+SCALE_LIMITS = (-4.0, 4.0)
+INTRO = (
+    "Stable Diffusion never denoises pixels: its VAE squeezes the picture into a small latent, "
+    "the UNet works there, and the decoder paints pixels back. Upload a picture (with none, one "
+    "is generated from the prompt) to see its latent channels, how well it comes back, and what "
+    "happens when you zero (k = 0) or scale one channel before decoding."
+)
+
+
+def channel_index(value) -> int | None:
+    """'all' -> None, '2' -> 2; anything else is refused in words."""
+    if value in (None, "all"):
+        return None
+    if str(value) not in CHANNELS:
+        raise ValueError(f"channel must be one of: {', '.join(CHANNELS)}; got {value!r}")
+    return int(value)
+
+
+def edit_scale(value) -> float:
+    """The factor k of the edit, within SCALE_LIMITS."""
+    return validate_float_range("scale k", value, *SCALE_LIMITS)
+
+
+def numbers_markdown(r: vae.RoundTrip) -> str:
+    """Compression, PSNR and per-channel statistics, in words and a table."""
+    c = r.compression
+    lines = [
+        f"{r.image.width}×{r.image.height} pixels × 3 colours = **{c['pixels']:,} numbers** → "
+        f"latent {c['channels']} × {c['h']} × {c['w']} = **{c['latent']:,} numbers**: "
+        f"**{c['ratio']:.0f}× fewer** (each side shrunk {c['factor']}×, {c['channels']} channels).",
+        f"Reconstruction PSNR: **{r.psnr:.1f} dB** (higher is closer; 30 dB and up looks identical).",
+    ]
+    if r.edited is not None:
+        lines.append(
+            f"Edit **{r.edit_words}**: {r.edited_psnr:.1f} dB from the plain reconstruction."
+        )
+    lines += ["", "| channel | mean | std | min | max |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {i} | {s['mean']:+.2f} | {s['std']:.2f} | {s['min']:+.2f} | {s['max']:+.2f} |"
+              for i, s in enumerate(r.channel_stats)]  # fmt: skip
+    return "\n".join(lines)
+
+
+def create_tab(ctx: AppContext) -> None:
+    """Build the Latent space tab inside an open gr.Blocks."""
+    explain(INTRO)
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload, how = picture_inputs()
+        with gr.Column(scale=3):
+            prompt, seed = fallback_inputs("vae")
+            with gr.Row():
+                channel = gr.Dropdown(CHANNELS, value="0", label="Edit: channel")
+                scale = passthrough(gr.Slider(*SCALE_LIMITS, value=0.0, step=0.25,
+                                  label="Edit: scale k (0 zeroes the channel, 1 leaves it)"))  # fmt: skip
+            button = gr.Button("Encode and decode", variant="primary")
+    status = gr.Markdown()
+    with gr.Row():
+        original = pixel_image("The picture x", height=200)
+        reconstruction = pixel_image("Reconstruction D(E(x))", height=200)
+        edited = pixel_image("Decoded edited latent", height=200)
+    channels = pixel_image("The latent E(x): its channels, each stretched to its range", height=160)
+    numbers = gr.Markdown()
+
+    @visitor_errors
+    def encode_decode(upload, how, prompt, seed, channel, scale):
+        ch, k = channel_index(channel), edit_scale(scale)
+        pipe = ctx.pipe()
+        image, note = picture(pipe, upload, how, prompt, seed)
+        r = vae.round_trip(pipe.vae, image, ch, k)
+        status = note or "Encoded and decoded."
+        return status, r.image, r.reconstruction, r.edited, r.channels, numbers_markdown(r)
+
+    inputs = [upload, how, prompt, seed, channel, scale]
+    outputs = [status, original, reconstruction, edited, channels, numbers]
+    button.click(encode_decode, inputs, outputs, api_name="vae", concurrency_limit=RUN_CONCURRENCY,
+                 concurrency_id="run")  # fmt: skip
