@@ -1,118 +1,18 @@
 """Diffusion Explorer web app: `python app.py` serves it at http://127.0.0.1:7860.
 
-Options (the environment is read only here, and passed down):
-  --model PATH_OR_ID   a diffusers SD 1.x/2.x folder or hub id (default: $EXPLORER_MODEL, else the
-                       embedded Mini SD)
-  --device DEVICE      cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)
-  --host / --port      where to listen (default 127.0.0.1:7860; on a Space, 0.0.0.0)
-  --share              also make a temporary public gradio.live link
-  --clip-model NAME    a CLIP (folder or hub id) to score images with when the model has no vision
-                       tower of its own (default: $EXPLORER_CLIP_MODEL; the Mini SD ships its own)
-Importing this module loads nothing; `build(...)` makes the Blocks, `main()` loads and launches.
+The code lives in `explorer/ui/server.py` (also the `diffusion-explorer` command); this file is
+what `python app.py` and a Hugging Face Space (`app_file: app.py`) run. `python app.py --help`
+lists the options. Importing it loads nothing; `build(...)` makes the Blocks, `main()` loads the
+model and launches.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
 import sys
-import threading
 
-log = logging.getLogger("explorer.app")
+from explorer.ui.server import build, log, main, parse_args, set_threads, warm_up
 
-
-def parse_args(argv: list[str] | None = None, env: dict | None = None) -> argparse.Namespace:
-    env = os.environ if env is None else env
-    on_space = bool(env.get("SPACE_ID"))
-    p = argparse.ArgumentParser(prog="python app.py", description="Diffusion Explorer web app")
-    p.add_argument("--model", default=env.get("EXPLORER_MODEL") or None,
-                   help="diffusers folder or hub id (default: $EXPLORER_MODEL, else the Mini SD)")  # fmt: skip
-    p.add_argument(
-        "--device", default=None, help="torch device (default: cuda if present, else cpu)"
-    )
-    p.add_argument(
-        "--host", default="0.0.0.0" if on_space else "127.0.0.1", help="address to listen on"
-    )
-    p.add_argument(
-        "--port", type=int, default=int(env.get("PORT", 7860)), help="port (default 7860)"
-    )
-    p.add_argument("--share", action="store_true", help="also create a public gradio.live link")
-    p.add_argument("--clip-model", default=env.get("EXPLORER_CLIP_MODEL") or None,
-                   help="CLIP for image x text scores when the model has none (default: "
-                        "$EXPLORER_CLIP_MODEL)")  # fmt: skip
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: half the cores, 1 to 8)")  # fmt: skip
-    return p.parse_args(argv)
-
-
-def set_threads(threads: int | None) -> int:
-    """Torch CPU threads: the given number, else half the cores this process may use (1 to 8).
-
-    Half, because OpenMP threads that outnumber the free cores spin-wait on each other: on a
-    2-core machine with anything else running, 2 threads make a run many times slower than 1.
-    """
-    from explorer.engine import threads as explorer_threads
-
-    if threads is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        threads = max(1, min(8, (cores or 1) // 2))
-    explorer_threads.set_base(threads)
-    return threads
-
-
-def build(
-    model: str | None = None,
-    device: str | None = None,
-    tabs: list[str] | None = None,
-    clip_model: str | None = None,
-):
-    """The app's gr.Blocks for `model` on `device`; the pipeline loads on first use."""
-    from explorer.engine.models import MINI_NAME, load_pipeline, mini_size
-    from explorer.ui.common import AppContext
-    from explorer.ui.layout import build_demo
-
-    ctx = AppContext(
-        load=lambda: load_pipeline(model, device),
-        model_name=model or f"{MINI_NAME} (the embedded Mini Stable Diffusion, 64×64)",
-        device=device,
-        fixed_size=mini_size() if model in (None, "", MINI_NAME) else None,
-        options={"clip_model": clip_model},
-    )
-    return build_demo(ctx, tabs), ctx
-
-
-def warm_up(ctx) -> None:
-    """Tiny runs, so the first visitor does not pay for first-call set-up (on the CPU that
-    includes tracing the UNet for a plain run and for one with attention maps: explorer.engine.fastpath)."""
-    from explorer.engine.capture import trace
-
-    try:
-        trace(ctx.pipe(), "warm up", steps=1, preview=True).decode(what="x0")
-        trace(ctx.pipe(), "warm up", steps=1, attention=True)
-    except Exception:  # noqa: BLE001 - a failed warm-up must not stop the server
-        log.exception("warm-up run failed")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    set_threads(args.threads)
-    from explorer.engine.models import ModelError
-    from explorer.studies.trajectories import start_warm_up
-    from explorer.ui.layout import launch_options
-
-    start_warm_up()  # UMAP compiles once in the background; PCA stands in until it is done
-    demo, ctx = build(args.model, args.device, clip_model=args.clip_model)
-    try:
-        ctx.pipe()  # fail now, with a clear message, if the model cannot be loaded
-    except ModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    threading.Thread(target=warm_up, args=(ctx,), daemon=True).start()
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_options())
-    return 0
-
+__all__ = ["build", "log", "main", "parse_args", "set_threads", "warm_up"]
 
 if __name__ == "__main__":
     sys.exit(main())

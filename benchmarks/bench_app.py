@@ -148,9 +148,11 @@ def main() -> int:
             results["whole"].append(whole)
     finally:
         stop(proc)
-    print(f"Diffusion Explorer app, {args.steps} steps, {pictures} pictures per run, "
-          f"CPU cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}; requests timed "
-          f"after the app's background warm-up ended ({warm:.0f} s after start); medians:")  # fmt: skip
+    print(
+        f"Diffusion Explorer app, {args.steps} steps, {pictures} pictures per run, "
+        f"CPU cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}; requests timed "
+        f"after the app's background warm-up ended ({warm:.0f} s after start); medians:"
+    )
     for name, values in results.items():
         med = statistics.median(values)
         verdict = "ok" if med <= BARS[name] else "OVER"

@@ -4,34 +4,21 @@
 
 Each round times `trace(...)` and then `trace(..., attention=True)`, so slow drifts on a busy
 machine hit both sides alike. Prints both medians and their ratio (bar: <= 1.3x), and the
-median of the per-round ratios. Uses the Mini SD when it loads, else the tiny test pipeline.
+median of the per-round ratios. Uses the Mini SD when it loads, else the tiny random pipeline
+(benchmarks/common.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import sys
-import time
-from pathlib import Path
 
 import torch
+from common import PROMPT, load, timed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_capture import PROMPT, load  # noqa: E402
-
-from explorer.engine.capture import trace  # noqa: E402
+from explorer.engine.capture import trace
 
 BAR = 1.3
-
-
-def timed(fn) -> float:
-    gc.collect()  # the same clean heap for both sides
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -47,10 +34,10 @@ def main() -> None:
 
     pipe, description = load(args.model)
     pipe.set_progress_bar_config(disable=True)
-    common = dict(steps=args.steps, guidance=args.guidance, scheduler=args.scheduler, seed=0)
+    run_args = dict(steps=args.steps, guidance=args.guidance, scheduler=args.scheduler, seed=0)
     runs = {
-        "trace": lambda: trace(pipe, PROMPT, **common),
-        "trace+attention": lambda: trace(pipe, PROMPT, attention=True, **common),
+        "trace": lambda: trace(pipe, PROMPT, **run_args),
+        "trace+attention": lambda: trace(pipe, PROMPT, attention=True, **run_args),
     }
     for fn in runs.values():  # warm-up
         timed(fn)
@@ -68,7 +55,8 @@ def main() -> None:
     ratio = with_maps / base
     verdict = "meets" if ratio <= BAR else "misses"
     print(
-        f"ratio of medians {ratio:.3f}x ({verdict} the <= {BAR}x bar); per-round median {per_round:.3f}x"
+        f"ratio of medians {ratio:.3f}x ({verdict} the <= {BAR}x bar); "
+        f"per-round median {per_round:.3f}x"
     )
 
 

@@ -7,44 +7,21 @@ machine, CPU clocks) hit both sides alike; ratios are medians over rounds. Varia
   trace            no decoding                                 (bar: <= 1.05x)
   trace+preview    a linear latent->RGB preview of every step  (bar: <= 1.10x)
   trace+vae        then a batched VAE decode of every step's x_0 (reported)
-Uses `explorer.engine.models.load_pipeline()` (the Mini SD) when it loads, else the tiny test pipeline.
+Uses `explorer.engine.models.load_pipeline()` (the Mini SD) when it loads, else the tiny
+random pipeline of benchmarks/common.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import sys
-import time
-from pathlib import Path
 
 import torch
+from common import PROMPT, load, timed
 from diffusers import StableDiffusionPipeline
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from explorer.engine.capture import trace  # noqa: E402
-from explorer.engine.schedulers import make_scheduler  # noqa: E402
-
-PROMPT = "a red circle on a blue background"
-
-
-def load(model: str | None):
-    """(pipe, description): the requested / Mini model, else the tiny random test pipeline."""
-    try:
-        from explorer.engine.models import load_pipeline
-
-        return load_pipeline(model, "cpu"), model or "mini-sd (explorer.engine.models.load_pipeline)"
-    except Exception as e:  # noqa: BLE001 -- any failure falls back to the tiny pipeline
-        if model:
-            raise
-        print(f"load_pipeline() failed ({e}); using the tiny random test pipeline")
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from conftest import TINY_TEXT, TINY_UNET, TINY_VAE, build_pipe
-
-        return build_pipe(
-            TINY_UNET, TINY_VAE, TINY_TEXT
-        ), "tiny random pipeline (tests/conftest.py)"
+from explorer.engine.capture import trace
+from explorer.engine.schedulers import make_scheduler
 
 
 def main() -> None:
@@ -54,7 +31,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scheduler", default="euler")
     parser.add_argument("--guidance", type=float, default=7.5)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: see README)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: see docs/)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -65,7 +42,7 @@ def main() -> None:
         requires_safety_checker=False,
     )
     plain_pipe.set_progress_bar_config(disable=True)
-    common = dict(steps=args.steps, guidance=args.guidance, scheduler=args.scheduler, seed=0)
+    run_args = dict(steps=args.steps, guidance=args.guidance, scheduler=args.scheduler, seed=0)
 
     def plain():
         g = torch.Generator("cpu").manual_seed(0)
@@ -74,16 +51,10 @@ def main() -> None:
         )
 
     variants = {
-        "trace": lambda: trace(pipe, PROMPT, **common),
-        "trace+preview": lambda: trace(pipe, PROMPT, preview=True, **common),
-        "trace+vae": lambda: trace(pipe, PROMPT, **common).decode(what="x0", method="vae"),
+        "trace": lambda: trace(pipe, PROMPT, **run_args),
+        "trace+preview": lambda: trace(pipe, PROMPT, preview=True, **run_args),
+        "trace+vae": lambda: trace(pipe, PROMPT, **run_args).decode(what="x0", method="vae"),
     }
-
-    def timed(fn) -> float:
-        gc.collect()  # the same clean heap for both sides
-        start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
 
     timed(plain), [timed(fn) for fn in variants.values()]  # warm-up
     times: dict[str, list[float]] = {"plain": [], **{k: [] for k in variants}}

@@ -23,17 +23,15 @@ import argparse
 import gc
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import common  # noqa: F401 -- puts the repository on sys.path
 import diffusers
 import torch
 import transformers
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from explorer.engine.capture import trace  # noqa: E402
-from explorer.engine.models import MINI_DIR, ModelError, _load  # noqa: E402
+from explorer.engine.capture import trace
+from explorer.engine.models import MINI_DIR, ModelError, _load
 
 PROMPT = "a large red circle on a blue background"
 BARS = {"generate": 0.5, "load": 1.0}
@@ -69,7 +67,7 @@ def main() -> None:
         eager = {m: load(m, "cpu") for m in folders}
     except ModelError as e:
         parser.error(f"--model: {e}")
-    common = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
+    run_args = dict(num_inference_steps=args.steps, guidance_scale=args.guidance)
     for pipe in eager.values():
         pipe.unet.__dict__.pop("forward", None)  # back to UNet2DConditionModel.forward
 
@@ -77,15 +75,15 @@ def main() -> None:
         pipe = pipes[m]
         return {
             "generate": lambda: pipe(
-                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **common
+                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **run_args
             ),
             "traced": lambda: trace(pipe, PROMPT, steps=args.steps, guidance=args.guidance, seed=0),
             "eager": lambda: eager[m](
-                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **common
+                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **run_args
             ),
             "load": lambda: load(m, "cpu"),
             "first": lambda: load(m, "cpu")(
-                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **common
+                PROMPT, generator=torch.Generator("cpu").manual_seed(0), **run_args
             ),
         }
 
@@ -98,8 +96,10 @@ def main() -> None:
             for name, fn in calls(m).items():
                 times[m][name].append(timed(fn))
 
-    print(f"Mini SD, {args.steps} steps, guidance {args.guidance}, 64x64, "
-          f"threads {torch.get_num_threads()}, rounds {args.rounds}, medians:")  # fmt: skip
+    print(
+        f"Mini SD, {args.steps} steps, guidance {args.guidance}, 64x64, "
+        f"threads {torch.get_num_threads()}, rounds {args.rounds}, medians:"
+    )
     for m in folders:
         if len(folders) > 1:
             print(f" {m}:")
@@ -112,11 +112,15 @@ def main() -> None:
             )
             runs = ", ".join(f"{w:.3f}" for w, _ in values)
             print(f"  {name:9s} {med:7.3f} s wall, {cpu:6.3f} s CPU  {verdict}  [{runs}]")
-        print(f"  traced / plain: {wall['traced'] / wall['generate']:.2f}x, "
-              f"eager UNet / plain: {wall['eager'] / wall['generate']:.2f}x")  # fmt: skip
+        print(
+            f"  traced / plain: {wall['traced'] / wall['generate']:.2f}x, "
+            f"eager UNet / plain: {wall['eager'] / wall['generate']:.2f}x"
+        )
     load_avg = os.getloadavg()
-    print(f"load average (1, 5, 15 min): {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f} "
-          f"on {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"load average (1, 5, 15 min): {load_avg[0]:.2f} {load_avg[1]:.2f} {load_avg[2]:.2f} "
+        f"on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import sys
 import time
-from pathlib import Path
 
+import common  # noqa: F401 -- puts the repository on sys.path
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from explorer.mini import architecture as arch  # noqa: E402
+from explorer.mini import architecture as arch
 
 
 def set_attention(model: torch.nn.Module, plain: bool) -> None:

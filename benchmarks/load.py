@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
+import common  # noqa: F401 -- puts the repository on sys.path
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 PROMPTS = [
@@ -69,7 +69,7 @@ def serve():
     return demo
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--runs", type=int, default=4, help="requests per client")
@@ -81,74 +81,101 @@ def main() -> int:
         p.error("--clients and --runs must be 1..64 (512 requests at most)")
     if args.url and urlparse(args.url).hostname not in LOOPBACK:
         p.error("loopback only: --url must point at 127.0.0.1, localhost or ::1")
+    return args
 
-    import httpx
-    from gradio_client import Client
 
-    demo = None if args.url else serve()
-    url = args.url or demo.local_url
-    connect = lambda: Client(url, verbose=False, httpx_kwargs={"timeout": httpx.Timeout(None)})  # noqa: E731
-    n = args.clients * args.runs
-    deadline = time.monotonic() + args.max_seconds
-    try:
-        # 1. The serial twins, one request at a time
-        solo = connect()
-        solo.predict(**settings(0, 1), api_name="/generate")  # warm-up, not counted
-        twins, serial_s = [], []
-        for i in range(n):
-            t0 = time.perf_counter()
-            twins.append(signature(solo.predict(**settings(i, args.steps), api_name="/generate")))
-            serial_s.append(time.perf_counter() - t0)
+def run_serial(connect, n: int, steps: int) -> tuple[list[tuple], list[float]]:
+    """The serial twins, one request at a time: (signatures, seconds per request)."""
+    solo = connect()
+    solo.predict(**settings(0, 1), api_name="/generate")  # warm-up, not counted
+    twins, serial_s = [], []
+    for i in range(n):
+        t0 = time.perf_counter()
+        twins.append(signature(solo.predict(**settings(i, steps), api_name="/generate")))
+        serial_s.append(time.perf_counter() - t0)
+    return twins, serial_s
 
-        # 2. The same requests from M clients at once (client c sends c, c+M, c+2M, ...)
-        latency, errors, mismatches = [], [], []
-        lock = threading.Lock()
-        barrier = threading.Barrier(args.clients)
 
-        def visitor(c: int) -> None:
-            own = connect()
-            barrier.wait()
-            for i in range(c, n, args.clients):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    with lock:
-                        errors.append(f"request {i}: not started (time is up)")
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    job = own.submit(**settings(i, args.steps), api_name="/generate")
-                    got = signature(job.result(timeout=left))
-                except Exception as e:  # noqa: BLE001 - counted and reported
-                    with lock:
-                        errors.append(f"request {i}: {type(e).__name__}: {e}")
-                    continue
+def run_concurrent(connect, twins: list[tuple], args, deadline: float) -> dict:
+    """The same requests from M clients at once (client c sends c, c+M, c+2M, ...):
+    {latency, errors, mismatches, wall}."""
+    n = len(twins)
+    latency, errors, mismatches = [], [], []
+    lock = threading.Lock()
+    barrier = threading.Barrier(args.clients)
+
+    def visitor(c: int) -> None:
+        own = connect()
+        barrier.wait()
+        for i in range(c, n, args.clients):
+            left = deadline - time.monotonic()
+            if left <= 0:
                 with lock:
-                    latency.append(time.perf_counter() - t0)
-                    if got != twins[i]:
-                        mismatches.append(i)
+                    errors.append(f"request {i}: not started (time is up)")
+                continue
+            t0 = time.perf_counter()
+            try:
+                job = own.submit(**settings(i, args.steps), api_name="/generate")
+                got = signature(job.result(timeout=left))
+            except Exception as e:  # noqa: BLE001 - counted and reported
+                with lock:
+                    errors.append(f"request {i}: {type(e).__name__}: {e}")
+                continue
+            with lock:
+                latency.append(time.perf_counter() - t0)
+                if got != twins[i]:
+                    mismatches.append(i)
 
-        start = time.perf_counter()
-        threads = [threading.Thread(target=visitor, args=(c,), daemon=True) for c in range(args.clients)]  # fmt: skip
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()) + 5)
-        wall = time.perf_counter() - start
-    finally:
-        if demo is not None:
-            demo.close()
+    start = time.perf_counter()
+    threads = [
+        threading.Thread(target=visitor, args=(c,), daemon=True) for c in range(args.clients)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()) + 5)
+    wall = time.perf_counter() - start
+    return dict(latency=latency, errors=errors, mismatches=mismatches, wall=wall)
 
+
+def report(args, serial_s: list[float], got: dict) -> int:
+    """Print the figures; 0 when every request came back, on time and equal to its twin."""
+    n, latency, wall = len(serial_s), got["latency"], got["wall"]
+    errors, mismatches = got["errors"], got["mismatches"]
     ok = len(latency)
     serial_rate = n / sum(serial_s)
     rate = ok / wall if wall else float("nan")
     print(f"{args.clients} clients x {args.runs} runs = {n} requests, {args.steps} steps each")
     print(f"serial:     median {statistics.median(serial_s):.2f} s/run, {serial_rate:.2f} runs/s")
-    print(f"concurrent: p50 {percentile(latency, 0.5):.2f} s, p95 {percentile(latency, 0.95):.2f} s, "
-          f"{rate:.2f} runs/s ({rate / serial_rate:.2f}x serial) over {wall:.1f} s")  # fmt: skip
+    print(
+        f"concurrent: p50 {percentile(latency, 0.5):.2f} s, p95 {percentile(latency, 0.95):.2f} s, "
+        f"{rate:.2f} runs/s ({rate / serial_rate:.2f}x serial) over {wall:.1f} s"
+    )
     print(f"errors: {len(errors)}; results different from their serial twin: {len(mismatches)}")
     for e in errors[:10]:
         print("  ", e)
     return 0 if not errors and not mismatches and ok == n else 1
+
+
+def main() -> int:
+    args = parse_args()
+    import httpx
+    from gradio_client import Client
+
+    demo = None if args.url else serve()
+    url = args.url or demo.local_url
+
+    def connect():
+        return Client(url, verbose=False, httpx_kwargs={"timeout": httpx.Timeout(None)})
+
+    deadline = time.monotonic() + args.max_seconds
+    try:
+        twins, serial_s = run_serial(connect, args.clients * args.runs, args.steps)
+        got = run_concurrent(connect, twins, args, deadline)
+    finally:
+        if demo is not None:
+            demo.close()
+    return report(args, serial_s, got)
 
 
 if __name__ == "__main__":

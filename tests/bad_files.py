@@ -27,8 +27,11 @@ def _zip(path: Path, members: dict[str, bytes], compress=zipfile.ZIP_STORED) -> 
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that claims a huge size (its pixels are never there)."""
-    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
-                                + struct.pack(">I", zlib.crc32(kind + data)))  # fmt: skip
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
 

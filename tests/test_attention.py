@@ -1,4 +1,5 @@
-"""explorer.engine.attention_taps and explorer.studies.word_maps: cross-attention maps per token and step."""
+"""explorer.engine.attention_taps and explorer.studies.word_maps: cross-attention maps per token
+and step."""
 
 from __future__ import annotations
 
@@ -94,9 +95,13 @@ def test_processors_restored_after_run_error_and_cancel(tiny_pipe):
 
     seen = []
     t = trace(
-        tiny_pipe, PROMPT, steps=4, attention=True, on_step=seen.append,
+        tiny_pipe,
+        PROMPT,
+        steps=4,
+        attention=True,
+        on_step=seen.append,
         should_stop=lambda: len(seen) >= 2,
-    )  # fmt: skip
+    )
     assert t.attention.shape[1] == t.num_steps == 2
     assert processors(tiny_pipe) == before
 

@@ -1,4 +1,5 @@
-"""explorer.engine.capture: a traced run makes exactly what the plain pipeline makes, and records it."""
+"""explorer.engine.capture: a traced run makes exactly what the plain pipeline makes, and records
+it."""
 
 from __future__ import annotations
 
@@ -172,9 +173,14 @@ def test_img2img_runs_steps_times_strength(tiny_pipe):
     assert t.init_latents.shape == (4, 8, 8) and t.init_image.size == (64, 64)
     assert t.settings["mode"] == "img2img" and t.settings["strength"] == 0.5
     ref = plain(
-        tiny_pipe, "euler", StableDiffusionImg2ImgPipeline,
-        image=init, strength=0.5, num_inference_steps=4, guidance_scale=7.5,
-    )  # fmt: skip
+        tiny_pipe,
+        "euler",
+        StableDiffusionImg2ImgPipeline,
+        image=init,
+        strength=0.5,
+        num_inference_steps=4,
+        guidance_scale=7.5,
+    )
     assert np.array_equal(np.asarray(t.image), np.asarray(ref))
 
 

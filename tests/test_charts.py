@@ -85,7 +85,7 @@ def test_guidance_norms_difference():
 
 @pytest.mark.parametrize("guided", [True, False])
 def test_run_figures_from_a_trace(guided):
-    figs = run_figures(synthetic_trace(guided=guided), step=2)
+    figs = run_figures(synthetic_trace(guided=guided))
     assert set(figs) == {"schedule", "latent", "frequency", "coefficients", "guidance"}
     for fig in figs.values():
         assert isinstance(fig, go.Figure)

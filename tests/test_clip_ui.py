@@ -44,9 +44,10 @@ def tiny_client(tiny_pipe):
 
 def test_tokens_show_the_shared_prefix_and_the_cut(client):
     note, norms, heat = client.predict(
-        "a red circle on a blue background", "a red circle on a green background",
+        "a red circle on a blue background",
+        "a red circle on a green background",
         api_name="/tokens",
-    )  # fmt: skip
+    )
     assert "share their first **6** tokens" in note and "pad ×" in note
     assert norms is not None and heat is not None
     long = " ".join(["red circle"] * 40)
@@ -77,8 +78,9 @@ def test_norms_say_where_normalisation_happens(client):
 
 
 def test_maps_of_runs_and_clear_errors(client):
-    out = client.predict("a red circle\na blue square", "0, 1", 3, 5.0, "latents", "pca", 0,
-                         api_name="/maps")  # fmt: skip
+    out = client.predict(
+        "a red circle\na blue square", "0, 1", 3, 5.0, "latents", "pca", 0, api_name="/maps"
+    )
     assert "4 runs × 4 points" in out[0] and "PCA" in out[0]
     assert len(out[3]) == 4  # one picture per run at the chosen step
     with pytest.raises(AppError, match="seeds: 'x' is not a whole number"):

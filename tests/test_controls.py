@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from explorer.engine.schedulers import SCHEDULERS
+from explorer.engine.tokens import token_note
 from explorer.inputs.controls import (
     CONTROLS,
     SEED_MAX,
     ControlError,
     clean_text,
     markdown_table,
-    token_note,
     validate_run,
     validate_size,
     validate_strength,
@@ -133,9 +133,14 @@ def test_size_is_a_multiple_of_8_or_the_models_own(value, fixed, expected):
 
 @pytest.mark.parametrize(
     "value,fixed,message",
-    [(128, 64, "makes 64×64 images only"), (100, None, "multiple of 8"), (32, None, "from 64"),
-     (2048, None, "between 0 and 1024"), ("big", None, "whole number")],
-)  # fmt: skip
+    [
+        (128, 64, "makes 64×64 images only"),
+        (100, None, "multiple of 8"),
+        (32, None, "from 64"),
+        (2048, None, "between 0 and 1024"),
+        ("big", None, "whole number"),
+    ],
+)
 def test_bad_sizes_are_named(value, fixed, message):
     with pytest.raises(ControlError, match=message):
         validate_size(value, fixed)
@@ -145,3 +150,29 @@ def test_size_reaches_the_trace_only_when_set():
     assert "height" not in validate_run().trace_kwargs()
     kw = validate_run(size=256).trace_kwargs()
     assert kw["height"] == kw["width"] == 256
+
+
+def _error_classes(package: str) -> dict[str, type]:
+    """Every exception class defined in a module of `package` (imported), by qualified name."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    pkg = importlib.import_module(package)
+    found = {}
+    for info in pkgutil.walk_packages(pkg.__path__, f"{package}."):
+        module = importlib.import_module(info.name)
+        for name, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, BaseException) and obj.__module__ == info.name:
+                found[f"{info.name}.{name}"] = obj
+    return found
+
+
+def test_every_inputs_and_studies_error_is_a_visitor_error():
+    from explorer.inputs.errors import VisitorError
+
+    errors = {**_error_classes("explorer.inputs"), **_error_classes("explorer.studies")}
+    expected = {"ControlError", "ListError", "UploadError", "ClipMissing"}
+    assert expected <= {name.rsplit(".", 1)[1] for name in errors}  # the walk finds them
+    assert [n for n, cls in errors.items() if not issubclass(cls, VisitorError)] == []
+    assert issubclass(VisitorError, ValueError)  # callers that catch ValueError still do

@@ -1,4 +1,5 @@
-"""Tokens, hidden states, cosine matrices, the contrastive loss and the Mini CLIP's image x text bar."""
+"""Tokens, hidden states, cosine matrices, the contrastive loss and the Mini CLIP's image x text
+bar."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from explorer.ui.tabs.clip import untrained_twin
 
 def plain_cosine(a, b):
     """The textbook formula, one pair at a time."""
-    return np.array([[float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v))) for v in b]
-                     for u in a])  # fmt: skip
+    return np.array(
+        [[float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v))) for v in b] for u in a]
+    )
 
 
 @pytest.mark.parametrize("shape_a, shape_b", [((5, 7), (3, 7)), ((1, 4), (6, 4)), ((8, 128), None)])

@@ -29,8 +29,9 @@ def test_stop_when_ends_a_trace_at_its_next_step(tiny_pipe):
 def test_stop_when_ends_a_batched_call(tiny_pipe):
     z, neg = tiny_pipe.encode_prompt("a red circle", "cpu", 1, True, "")  # (1, L, D) each
     with capture.stop_when(lambda: True):
-        traces = run_batch(tiny_pipe, z.repeat(2, 1, 1), neg.repeat(2, 1, 1), [0, 1], steps=3,
-                           guidance=7.5)  # fmt: skip
+        traces = run_batch(
+            tiny_pipe, z.repeat(2, 1, 1), neg.repeat(2, 1, 1), [0, 1], steps=3, guidance=7.5
+        )
     assert [t.num_steps for t in traces] == [1, 1]
     assert all(t.settings["cancelled"] for t in traces)
 

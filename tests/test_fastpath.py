@@ -1,4 +1,5 @@
-"""The traced fast path (explorer.engine.fastpath): bitwise the eager UNet, and eager where it must be."""
+"""The traced fast path (explorer.engine.fastpath): bitwise the eager UNet, and eager where it
+must be."""
 
 from __future__ import annotations
 

@@ -30,13 +30,23 @@ from explorer.studies import anatomy
 from explorer.ui.tabs.clip import prompt_lines
 
 anything = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
-    st.lists(st.integers(), max_size=3), st.decimals(allow_nan=True).map(str),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=30),
+    st.lists(st.integers(), max_size=3),
+    st.decimals(allow_nan=True).map(str),
+)
 
 
-@given(prompt=st.one_of(st.text(max_size=300), anything), steps=anything, guidance=anything,
-       seed=anything, scheduler=anything)  # fmt: skip
+@given(
+    prompt=st.one_of(st.text(max_size=300), anything),
+    steps=anything,
+    guidance=anything,
+    seed=anything,
+    scheduler=anything,
+)
 def test_validate_run_is_in_range_or_a_control_error(prompt, steps, guidance, seed, scheduler):
     try:
         s = validate_run(prompt, "", seed, steps, guidance, scheduler)
@@ -53,9 +63,13 @@ def test_validate_run_is_in_range_or_a_control_error(prompt, steps, guidance, se
     s.prompt.encode("utf-8")  # no lone surrogates left
 
 
-@given(text=st.one_of(st.text(max_size=80), st.text(alphabet="0123456789.,e-+ nainf", max_size=80)),
-       lo=st.integers(-100, 100), span=st.integers(0, 1000), count=st.integers(1, 20),
-       integer=st.booleans())  # fmt: skip
+@given(
+    text=st.one_of(st.text(max_size=80), st.text(alphabet="0123456789.,e-+ nainf", max_size=80)),
+    lo=st.integers(-100, 100),
+    span=st.integers(0, 1000),
+    count=st.integers(1, 20),
+    integer=st.booleans(),
+)
 def test_parse_numbers_is_in_limits_or_a_list_error(text, lo, span, count, integer):
     try:
         values = parse_numbers(text, lo=lo, hi=lo + span, max_count=count, integer=integer)
@@ -101,17 +115,35 @@ def test_spoiled_run_zips_open_or_are_refused(run_zip, tmp_path, data):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=10,
-)  # fmt: skip
+)
 
 
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(key=st.sampled_from(["format", "version", "settings", "prompt_tokens", "seconds", "images",
-                            "steps", "seed", "vae_scale_factor", "height", "prompt", "cancelled"]),
-       value=json_values)  # fmt: skip
+@given(
+    key=st.sampled_from(
+        [
+            "format",
+            "version",
+            "settings",
+            "prompt_tokens",
+            "seconds",
+            "images",
+            "steps",
+            "seed",
+            "vae_scale_factor",
+            "height",
+            "prompt",
+            "cancelled",
+        ]
+    ),
+    value=json_values,
+)
 def test_mistyped_trace_json_opens_or_is_refused(run_zip, tmp_path, key, value):
     with zipfile.ZipFile(run_zip) as z:
         members = {Path(n).name: z.read(n) for n in z.namelist()}

@@ -45,16 +45,25 @@ DEFAULTS = {  # each endpoint's inputs besides the base settings: small and vali
     "/norms": dict(text="a red circle\na blue square"),
     "/maps": dict(
         prompts_text="a red circle", seeds_text="0, 1", what="latents", method="pca", map_seed=0
-    ),  # fmt: skip
+    ),
     "/sketch": dict(sketch=None, upload="good", how="pad", strength=1.0),
     "/strength_sweep": dict(sketch=None, upload="good", how="pad", strengths_text="1"),
     "/forward": dict(upload="good", how="pad", timesteps_text="0, 500"),
     "/vae": dict(upload="good", how="pad", channel="0", scale=0.0),
 }
 STATUS = {  # which output holds the status text a run's notes go to
-    "/generate": 1, "/attention": 3, "/tokens": 0, "/similarity": 0, "/image_text": 0,
-    "/norms": 0, "/maps": 0, "/sketch": 2, "/strength_sweep": 1, "/forward": 0, "/vae": 0,
-}  # fmt: skip
+    "/generate": 1,
+    "/attention": 3,
+    "/tokens": 0,
+    "/similarity": 0,
+    "/image_text": 0,
+    "/norms": 0,
+    "/maps": 0,
+    "/sketch": 2,
+    "/strength_sweep": 1,
+    "/forward": 0,
+    "/vae": 0,
+}
 FILE_INPUTS = {"upload": "one", "files": "list"}  # picture inputs: "good" is a valid picture
 
 
@@ -197,7 +206,8 @@ def parameters(client, endpoint: str) -> list[str]:
 
 
 def with_files(inputs: dict, case: Case, tmp: Path) -> dict:
-    """The picture inputs as uploads: "good" a valid picture, the case's bad one where it has one."""
+    """The picture inputs as uploads: "good" a valid picture, the case's bad one where it has
+    one."""
     good = tmp / "good.png"
     good.write_bytes(good_png())
     out = dict(inputs)
@@ -207,8 +217,10 @@ def with_files(inputs: dict, case: Case, tmp: Path) -> dict:
             value = [case.upload] if kind == "list" else case.upload
         if value is None:
             continue
-        paths = [good if v == "good" else bad_picture(v, tmp) for v in
-                 (value if kind == "list" else [value])]  # fmt: skip
+        paths = [
+            good if v == "good" else bad_picture(v, tmp)
+            for v in (value if kind == "list" else [value])
+        ]
         files = [handle_file(str(path)) for path in paths]
         out[name] = files if kind == "list" else files[0]
     return out
@@ -258,8 +270,12 @@ def test_an_upload_over_max_file_size_is_refused_and_the_app_serves_on(tmp_path)
     """The real mechanism (gradio's upload route, set by `launch_options`) with a 64 kB limit,
     so the test need not send 200 MB; the Generate tab alone (its /open_run takes a file)."""
     demo, _ = app.build(tabs=["explorer.ui.tabs.generate"])
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
-                **launch_options(max_file_size="64kb"))  # fmt: skip
+    demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        quiet=True,
+        **launch_options(max_file_size="64kb"),
+    )
     try:
         limit = 64 * 1024
         assert demo.max_file_size == limit
@@ -281,8 +297,8 @@ def test_an_upload_over_max_file_size_is_refused_and_the_app_serves_on(tmp_path)
         demo.close()
 
 
-def test_readme_holds_the_limits_and_the_bad_input_table():
-    text = (ROOT / "README.md").read_text()
+def test_docs_hold_the_limits_and_the_bad_input_table():
+    text = (ROOT / "docs" / "limits.md").read_text()
     assert markdown_limits() in text
     assert markdown_bad_inputs() in text
 

@@ -15,7 +15,7 @@ from explorer.inputs import uploads as images
 from explorer.inputs.uploads import MAX_PIXELS, UploadError, from_sketch, load_upload, upload_table
 
 SIZE = (64, 64)
-README = Path(__file__).parents[1] / "README.md"
+LIMITS_DOC = Path(__file__).parents[1] / "docs" / "limits.md"
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -77,7 +77,7 @@ def write(tmp_path, data: bytes, name: str = "up.png") -> str:
         "bomb-warning",
         "bomb-error",
         "truncated",
-    ],  # fmt: skip
+    ],
 )
 def test_bad_uploads_are_refused_in_words(tmp_path, make, message):
     with pytest.raises(UploadError, match=message) as e:
@@ -85,7 +85,7 @@ def test_bad_uploads_are_refused_in_words(tmp_path, make, message):
     assert str(e.value) in QUOTED or any(_matches(q, str(e.value)) for q in QUOTED)
 
 
-# The README's table quotes each refusal, with … where the message varies.
+# The upload table (docs/limits.md) quotes each refusal, with … where the message varies.
 QUOTED = [what.strip("“”") for _, what in images.UPLOAD_CASES if what.startswith("“")]
 
 
@@ -178,5 +178,5 @@ def test_a_pil_image_too_large_is_refused():
         load_upload(Image.new("1", (MAX_PIXELS + 1, 1)), SIZE)
 
 
-def test_readme_lists_the_upload_cases():
-    assert upload_table() in README.read_text()
+def test_docs_list_the_upload_cases():
+    assert upload_table() in LIMITS_DOC.read_text()

@@ -146,8 +146,13 @@ def test_a_planted_cycle_is_caught():
 
 
 def test_relative_imports_are_resolved():
-    known = {"explorer.ui", "explorer.ui.common", "explorer.ui.tabs", "explorer.ui.tabs.clip",
-             "explorer.ui.tabs.vae"}  # fmt: skip
+    known = {
+        "explorer.ui",
+        "explorer.ui.common",
+        "explorer.ui.tabs",
+        "explorer.ui.tabs.clip",
+        "explorer.ui.tabs.vae",
+    }
     found = imports("explorer.ui.tabs.clip", "from ..common import x\nfrom . import vae, y", known)
     assert found == {"explorer.ui.common", "explorer.ui.tabs.vae"}
 

@@ -14,8 +14,10 @@ from explorer.studies import trajectories as maps
 def paths(runs: int = 3, steps: int = 6, dim: int = 16, seed: int = 0) -> list[np.ndarray]:
     """Random walks that start apart and drift: (steps, 4, 2, dim // 8) each."""
     rng = np.random.default_rng(seed)
-    return [np.cumsum(rng.normal(size=(steps, dim)), axis=0).reshape(steps, 4, 2, -1) + 5 * r
-            for r in range(runs)]  # fmt: skip
+    return [
+        np.cumsum(rng.normal(size=(steps, dim)), axis=0).reshape(steps, 4, 2, -1) + 5 * r
+        for r in range(runs)
+    ]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
@@ -66,8 +68,9 @@ def test_umap_is_reproducible_with_a_fixed_seed():
 def test_heatmap_writes_values_and_unique_labels():
     m = np.array([[0.9, 0.1], [0.2, 0.8]])
     im = Image.new("RGB", (64, 64), "red")
-    fig = charts.heatmap_figure(m, charts.numbered(["x", "x"]), ["p", "q"], "t",
-                                row_images=[im, im], mark_diagonal=True)  # fmt: skip
+    fig = charts.heatmap_figure(
+        m, charts.numbered(["x", "x"]), ["p", "q"], "t", row_images=[im, im], mark_diagonal=True
+    )
     assert isinstance(fig, go.Figure)
     heat = fig.data[0]
     assert heat.texttemplate == "%{z:.2f}" and np.array_equal(np.asarray(heat.z), m)
@@ -80,8 +83,9 @@ def test_map_and_norm_charts():
     fig = charts.map_figure(m.labels, m.paths, "map", highlight=2, note="PCA shown")
     lines = [d for d in fig.data if d.name in ("r1", "r2")]
     assert len(lines) == 2 and len(lines[0].x) == 5 and "PCA shown" in fig.layout.title.text
-    fig = charts.token_norms_figure(["<s>", "red", "</s>", "<pad>"], [1, 2, 3, 4],
-                                    ["start", "word", "end", "pad"])  # fmt: skip
+    fig = charts.token_norms_figure(
+        ["<s>", "red", "</s>", "<pad>"], [1, 2, 3, 4], ["start", "word", "end", "pad"]
+    )
     assert [d.name for d in fig.data] == ["start", "word", "end", "pad"]
     fig = charts.norms_figure({"raw": [3, 4], "normalised": [1, 1]}, ["a", "b"], "norms")
     assert len(fig.data) == 2

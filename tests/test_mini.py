@@ -1,4 +1,5 @@
-"""The Mini Stable Diffusion: its data, tokenizer, saved folder, loading rules and training script."""
+"""The Mini Stable Diffusion: its data, tokenizer, saved folder, loading rules and training
+script."""
 
 from __future__ import annotations
 
@@ -73,8 +74,15 @@ def test_judge_reads_the_shape_whatever_its_colours_and_size():
     for shape in data.SHAPES:
         for colour, background in (("yellow", "white"), ("black", "purple")):
             for radius, (cx, cy) in ((7.0, (18.0, 46.0)), (13.0, (33.5, 30.5))):
-                scene = replace(base, shape=shape, colour=colour, background=background,
-                                radius=radius, cx=cx, cy=cy)  # fmt: skip
+                scene = replace(
+                    base,
+                    shape=shape,
+                    colour=colour,
+                    background=background,
+                    radius=radius,
+                    cx=cx,
+                    cy=cy,
+                )
                 assert judge.read(data.render(scene)).shape == shape, scene
 
 

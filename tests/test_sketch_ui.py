@@ -1,4 +1,5 @@
-"""The Sketch, Forward process and Latent space tabs end to end through gradio_client (tiny pipe)."""
+"""The Sketch, Forward process and Latent space tabs end to end through gradio_client (tiny
+pipe)."""
 
 from __future__ import annotations
 
@@ -30,9 +31,17 @@ def disc(tmp_path_factory):
 def sketch_args(upload, **kw):
     from gradio_client import handle_file
 
-    args = dict(sketch=None, upload=handle_file(upload) if upload else None, how="pad",
-                prompt="a red circle", strength=0.5, steps=4, guidance=7.5, seed=0,
-                scheduler="ddim")  # fmt: skip
+    args = dict(
+        sketch=None,
+        upload=handle_file(upload) if upload else None,
+        how="pad",
+        prompt="a red circle",
+        strength=0.5,
+        steps=4,
+        guidance=7.5,
+        seed=0,
+        scheduler="ddim",
+    )
     return {**args, **kw}
 
 
@@ -49,8 +58,11 @@ def test_sketch_runs_only_the_steps_strength_asks(client, disc):
     assert final and "ran **2 of 4 steps**" in status and "by pad" in status
     step, _architecture, latents, x0 = out[3:7]  # the step views (their State is not in the API)
     assert step["maximum"] == step["value"] == 2  # one slider position per step run
-    assert [c["caption"] for c in latents] == ["start · your picture, noised", "after step 1",
-                                               "after step 2"]  # fmt: skip
+    assert [c["caption"] for c in latents] == [
+        "start · your picture, noised",
+        "after step 1",
+        "after step 2",
+    ]
     assert len(x0) == 2
 
 
@@ -61,9 +73,11 @@ def test_strength_sweep_side_by_side(client, disc):
         **args, strengths_text="0.25, 0.5, 1", api_name="/strength_sweep"
     )
     assert [g["caption"] for g in gallery] == [
-        "your picture", "strength 0.25 · 1 steps", "strength 0.5 · 2 steps",
+        "your picture",
+        "strength 0.25 · 1 steps",
+        "strength 0.5 · 2 steps",
         "strength 1 · 4 steps",
-    ]  # fmt: skip
+    ]
     assert "3 runs, seed 0" in status
 
 
@@ -91,8 +105,9 @@ def test_bad_inputs_are_told_in_words(client, disc, tmp_path, upload_bytes, kw, 
 def test_forward_endpoint(client, disc):
     from gradio_client import handle_file
 
-    out = client.predict(handle_file(disc), "pad", "a red circle", "0, 500, 999", 1,
-                         api_name="/forward")  # fmt: skip
+    out = client.predict(
+        handle_file(disc), "pad", "a red circle", "0, 500, 999", 1, api_name="/forward"
+    )
     status, _clean, table, latents, decoded, blurred, masked = out
     assert "3 timesteps of 1000" in status and "| 500 |" in table
     assert len(latents) == len(decoded) == len(blurred) == len(masked) == 3

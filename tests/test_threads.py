@@ -1,4 +1,5 @@
-"""explorer.engine.threads: a big batch gets every core only while it is alone, and gives them back."""
+"""explorer.engine.threads: a big batch gets every core only while it is alone, and gives them
+back."""
 
 from __future__ import annotations
 

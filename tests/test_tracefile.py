@@ -1,4 +1,5 @@
-"""explorer.engine.tracefile and explorer.engine.decode: save/load round trip, clear errors, pictures."""
+"""explorer.engine.tracefile and explorer.engine.decode: save/load round trip, clear errors,
+pictures."""
 
 from __future__ import annotations
 
@@ -35,8 +36,11 @@ def test_round_trip(saved):
     assert np.array_equal(np.asarray(back.image), np.asarray(t.image))
     assert np.array_equal(np.asarray(back.init_image), np.asarray(t.init_image))
     assert sorted(p.name for p in folder.iterdir()) == [
-        "image.png", "init_image.png", "tensors.safetensors", "trace.json",
-    ]  # fmt: skip
+        "image.png",
+        "init_image.png",
+        "tensors.safetensors",
+        "trace.json",
+    ]
 
 
 def test_loaded_trace_previews_without_a_model(saved):

@@ -1,7 +1,8 @@
 """Plotly figures for the side-by-side experiments: pure functions from plain lists to a Figure.
 
 Nothing here knows about pipelines or traces: the experiments tab passes the numbers an
-`explorer.studies.experiments` / `explorer.studies.sweeps` result holds (step counts, norms, distances...).
+`explorer.studies.experiments` / `explorer.studies.sweeps` result holds (step counts, norms,
+distances...).
 """
 
 from __future__ import annotations
@@ -36,18 +37,33 @@ def _finite(values: Sequence[float | None]) -> list[float | None]:
 def steps_figure(
     steps: Sequence[int], distance: Sequence[float], seconds: Sequence[float]
 ) -> go.Figure:
-    """Distance of each result to the most-steps result (left) and its time (right) per step count."""
+    """Distance of each result to the most-steps result (left) and its time (right) per step
+    count."""
     fig = go.Figure()
-    fig.add_scatter(x=list(steps), y=_finite(distance), name="pixel distance to most steps",
-                    mode="lines+markers")  # fmt: skip
-    fig.add_scatter(x=list(steps), y=_finite(seconds), name="seconds", mode="lines+markers",
-                    yaxis="y2", line={"dash": "dot"})  # fmt: skip
+    fig.add_scatter(
+        x=list(steps),
+        y=_finite(distance),
+        name="pixel distance to most steps",
+        mode="lines+markers",
+    )
+    fig.add_scatter(
+        x=list(steps),
+        y=_finite(seconds),
+        name="seconds",
+        mode="lines+markers",
+        yaxis="y2",
+        line={"dash": "dot"},
+    )
     fig.update_layout(
         xaxis_type="log",
         yaxis2={"title": "seconds", "overlaying": "y", "side": "right", "rangemode": "tozero"},
     )
-    return _layout(fig, "More steps: closer to the converged image, and slower", "steps (log)",
-                   "RMS pixel distance")  # fmt: skip
+    return _layout(
+        fig,
+        "More steps: closer to the converged image, and slower",
+        "steps (log)",
+        "RMS pixel distance",
+    )
 
 
 def magnitude_figure(
@@ -56,14 +72,14 @@ def magnitude_figure(
     cosines: Sequence[float],
     distance: Sequence[float],
 ) -> go.Figure:
-    """Per factor k: the embedding's norm, its cosine to k = 1 (right axis) and the image distance."""
+    """Per factor k: the embedding's norm, its cosine to k = 1 (right axis) and the image
+    distance."""
     order = np.argsort(np.asarray(factors, dtype=np.float64), kind="stable")
     k = [float(factors[i]) for i in order]
     pick = lambda xs: _finite([xs[i] for i in order])  # noqa: E731
     fig = go.Figure()
     fig.add_scatter(x=k, y=pick(norms), name="‖z_k‖ embedding norm", mode="lines+markers")
-    fig.add_scatter(x=k, y=pick(cosines), name="cos(z_k, z_1)", mode="lines+markers",
-                    yaxis="y2")  # fmt: skip
+    fig.add_scatter(x=k, y=pick(cosines), name="cos(z_k, z_1)", mode="lines+markers", yaxis="y2")
     scaled = [None if v is None else 100 * v for v in pick(distance)]
     fig.add_scatter(x=k, y=scaled, name="pixel distance to k = 1 (×100)", mode="lines+markers")
     fig.update_layout(
@@ -80,13 +96,24 @@ def guidance_norms_figure(
     for g, per_step in zip(scales, norms):
         if per_step is None:
             continue
-        fig.add_scatter(x=list(range(len(per_step))), y=_finite(per_step), name=f"g = {g:g}",
-                        mode="lines+markers")  # fmt: skip
+        fig.add_scatter(
+            x=list(range(len(per_step))),
+            y=_finite(per_step),
+            name=f"g = {g:g}",
+            mode="lines+markers",
+        )
     if not fig.data:
-        fig.add_annotation(text="no scale above 1: guidance never ran", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")  # fmt: skip
-    return _layout(fig, "How hard the prompt pushes, step by step", "step",
-                   "‖g·(ε_text − ε_uncond)‖")  # fmt: skip
+        fig.add_annotation(
+            text="no scale above 1: guidance never ran",
+            showarrow=False,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+        )
+    return _layout(
+        fig, "How hard the prompt pushes, step by step", "step", "‖g·(ε_text − ε_uncond)‖"
+    )
 
 
 def scheduler_accuracy_figure(
@@ -110,13 +137,19 @@ def scheduler_accuracy_figure(
         top = max(values)
         for order in (1, 2):
             guide = top * (n[0] / n) ** order  # (len(n),)
-            fig.add_scatter(x=n.tolist(), y=guide.tolist(), name=f"slope −{order}",
-                            mode="lines", line={"dash": "dash", "color": "grey", "width": 1})  # fmt: skip
+            fig.add_scatter(
+                x=n.tolist(),
+                y=guide.tolist(),
+                name=f"slope −{order}",
+                mode="lines",
+                line={"dash": "dash", "color": "grey", "width": 1},
+            )
     if chosen is not None:
         fig.add_vline(x=chosen, line_dash="dot", line_color="grey")
     fig.update_layout(xaxis_type="log", yaxis_type="log")
-    return _layout(fig, f"Solver accuracy: distance to {reference}", "steps (log)",
-                   "RMS latent distance (log)")  # fmt: skip
+    return _layout(
+        fig, f"Solver accuracy: distance to {reference}", "steps (log)", "RMS latent distance (log)"
+    )
 
 
 def seeds_figure(seeds: Sequence[int], distance: Sequence[float]) -> go.Figure:

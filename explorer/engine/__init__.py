@@ -1,1 +1,3 @@
-"""The engine: load a pipeline, run it, record every step in a `Trace`. Knows no screen, chart or study."""
+"""The engine: load a pipeline, run it, record every step in a `Trace`.
+
+Knows no screen, chart or study."""

@@ -7,8 +7,8 @@ edits the library or swaps processors per run. Each cross-attention layer (`attn
 returns -- the image is unchanged, whatever the original processor is. The taps stay installed
 while at least one capture runs on that UNet (a reference count under a lock) and the original
 processors come back when the last one ends, also on error. A tap records only for the thread
-whose context holds a `_Collector` (a context variable, as in `explorer.engine.capture`); other calls
-pass straight through.
+whose context holds a `_Collector` (a context variable, as in `explorer.engine.capture`); other
+calls pass straight through.
 
 Per layer and step the tap recomputes the attention probabilities of the text-conditioned half
 of the batch the way `AttnProcessor` does (`attn.get_attention_scores`), averages the heads,
@@ -178,9 +178,13 @@ class _Tap:
         if temb is not None:
             kwargs["temb"] = temb
         return self.original(  # called as `Attention.forward` calls a processor
-            attn, hidden_states, *args, encoder_hidden_states=encoder_hidden_states,
-            attention_mask=attention_mask, **kwargs,
-        )  # fmt: skip
+            attn,
+            hidden_states,
+            *args,
+            encoder_hidden_states=encoder_hidden_states,
+            attention_mask=attention_mask,
+            **kwargs,
+        )
 
 
 def _install(unet: torch.nn.Module) -> None:
@@ -209,7 +213,8 @@ def _uninstall(unet: torch.nn.Module) -> None:
 def _route(module, args, *rest, owner: _Collector) -> None:
     """The UNet forward pre-hook: a step starts, for `owner` only if this thread captures for it.
 
-    `rest` is (kwargs,), or () during another thread's hook removal (see `explorer.engine.capture`)."""
+    `rest` is (kwargs,), or () during another thread's hook removal (see
+    `explorer.engine.capture`)."""
     if _CURRENT.get() is owner and rest:
         sample = args[0] if args else rest[0].get("sample")
         if sample is not None:

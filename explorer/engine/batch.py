@@ -9,9 +9,11 @@ UNet calls' worth of overhead, and exactly as `pipe(prompt_embeds=..., latents=.
      the plain run with seeds[i] starts; the pipeline scales it by `init_noise_sigma` itself;
   2. one generator per item, already advanced past that draw, so stochastic samplers (DDPM,
      Euler-ancestral) add the same per-step noise to item i as the plain run would;
-  3. the pipeline runs with `prompt_embeds`/`negative_prompt_embeds` (K, L, D), `latents` (K, C, h, w);
-  4. `capture`'s hook API records the whole batch (concurrent traces on the shared UNet never
-     see these calls), and `Recorder.build(item=i)` slices one `Trace` per item.
+  3. the pipeline runs with `prompt_embeds`/`negative_prompt_embeds` (K, L, D) and `latents`
+     (K, C, h, w);
+  4. the hook API of `explorer.engine.recorder` records the whole batch (concurrent traces on
+     the shared UNet never see these calls), and `Recorder.build(item=i)` slices one `Trace`
+     per item.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from explorer.engine import capture, threads
 from explorer.engine import decode as dec
+from explorer.engine.models import image_size
+from explorer.engine.recorder import Recorder, recording, stop_requested
 from explorer.engine.tracefile import Trace
 
 WIDE_BATCH = 4  # items from which a batch is worth every core
@@ -32,20 +36,57 @@ WIDE_BATCH = 4  # items from which a batch is worth every core
 
 def latent_shape(pipe: Any, height: int | None = None, width: int | None = None) -> tuple:
     """(1, C, h, w) of one starting latent, with the pipeline's default size when not given."""
+    default_height, default_width = image_size(pipe)
     scale = int(pipe.vae_scale_factor)
-    height = height or pipe.unet.config.sample_size * scale
-    width = width or pipe.unet.config.sample_size * scale
+    height, width = height or default_height, width or default_width
     return (1, pipe.unet.config.in_channels, int(height) // scale, int(width) // scale)
 
 
 def starting_noise(
     pipe: Any, seed: int, height: int | None = None, width: int | None = None
 ) -> tuple[torch.Tensor, torch.Generator]:
-    """The noise a plain run with `seed` starts from, (1, C, h, w) unscaled, and its advanced generator."""
+    """The noise a plain run with `seed` starts from, (1, C, h, w) unscaled, and its advanced
+    generator."""
     gen = torch.Generator("cpu").manual_seed(int(seed))
     shape = latent_shape(pipe, height, width)
     noise = randn_tensor(shape, generator=gen, device=pipe.unet.device, dtype=pipe.unet.dtype)
     return noise, gen  # (1, C, h, w)
+
+
+def _check_inputs(
+    prompt_embeds: torch.Tensor,
+    negative_embeds: torch.Tensor | None,
+    k: int,
+    steps: int,
+    guided: bool,
+) -> None:
+    """`ValueError` unless the embeddings are (K, L, D), both alike with guidance, and steps are
+    a positive integer."""
+    if prompt_embeds.ndim != 3 or prompt_embeds.shape[0] != k:
+        raise ValueError(f"prompt_embeds must be (K={k}, L, D), got {tuple(prompt_embeds.shape)}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if guided and (negative_embeds is None or negative_embeds.shape != prompt_embeds.shape):
+        raise ValueError("with guidance > 1, negative_embeds must have the shape of prompt_embeds")
+
+
+def _batch_settings(
+    pipe: Any, run: Any, rec: Recorder, shape: tuple, scheduler: str, steps: int, guidance: float
+) -> dict:
+    """The settings every item of a batch of latents of `shape` (K, C, h, w) shares, once the
+    call has run."""
+    scale = run.vae_scale_factor
+    return {
+        "mode": "txt2img",
+        "strength": None,
+        **capture.run_settings(pipe, run, scheduler, steps, guidance),
+        "height": int(shape[-2] * scale),
+        "width": int(shape[-1] * scale),
+        "steps_run": len(rec.after),
+        "cancelled": bool(run.interrupt),
+        "x0_source": rec.x0_source,
+        "batch": int(shape[0]),
+    }
 
 
 def run_batch(
@@ -65,17 +106,12 @@ def run_batch(
 
     `prompt_embeds` and `negative_embeds` are (K, L, D) (negative may be None without guidance);
     item i starts from the noise of `seeds[i]`. `settings[i]` is merged into item i's settings.
-    `should_stop()` returning True (or `capture.stop_when`) ends the call at its next step.
+    `should_stop()` returning True (or `recorder.stop_when`) ends the call at its next step.
     """
     # 1. Check inputs
     k = len(seeds)
-    if prompt_embeds.ndim != 3 or prompt_embeds.shape[0] != k:
-        raise ValueError(f"prompt_embeds must be (K={k}, L, D), got {tuple(prompt_embeds.shape)}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
     guided = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
-    if guided and (negative_embeds is None or negative_embeds.shape != prompt_embeds.shape):
-        raise ValueError("with guidance > 1, negative_embeds must have the shape of prompt_embeds")
+    _check_inputs(prompt_embeds, negative_embeds, k, steps, guided)
 
     # 2. Starting noise and one advanced generator per item (see the module docstring)
     pairs = [starting_noise(pipe, s) for s in seeds]
@@ -85,18 +121,18 @@ def run_batch(
     # 3. A private pipeline copy with a fresh scheduler, and the recorder
     run = capture.private_pipeline(pipe, scheduler)
     run.set_progress_bar_config(disable=True)
-    rec = capture.Recorder(run.scheduler, guided, dec.preview_factors_for(pipe))
+    rec = Recorder(run.scheduler, guided, dec.preview_factors_for(pipe))
 
     def on_step_end(p, i, t, kw):
         rec.on_step_end(kw["latents"])  # (K, C, h, w)
-        if (should_stop is not None and should_stop()) or capture.stop_requested():
+        if (should_stop is not None and should_stop()) or stop_requested():
             p._interrupt = True  # the copy's flag; the loop skips the remaining steps
         return {}
 
-    # 4. The real pipeline call, recorded through capture's hook API; a big batch alone on the
-    #    machine gets every core (see explorer.engine.threads)
+    # 4. The real pipeline call, recorded through the recorder's hook API; a big batch alone on
+    #    the machine gets every core (see explorer.engine.threads)
     cores = threads.wide() if k >= WIDE_BATCH else threads.tracked()
-    with cores, capture.recording(pipe, rec):
+    with cores, recording(pipe, rec):
         result = run(
             prompt_embeds=prompt_embeds.to(pipe.unet.device, pipe.unet.dtype),
             negative_prompt_embeds=(
@@ -110,20 +146,14 @@ def run_batch(
         )
 
     # 5. One Trace per item
-    base = {
-        "mode": "txt2img",
-        "strength": None,
-        **capture.run_settings(pipe, run, scheduler, steps, guidance),
-        "height": int(noise.shape[-2] * run.vae_scale_factor),
-        "width": int(noise.shape[-1] * run.vae_scale_factor),
-        "steps_run": len(rec.after),
-        "cancelled": bool(run.interrupt),
-        "x0_source": rec.x0_source,
-        "batch": k,
-    }
+    base = _batch_settings(pipe, run, rec, noise.shape, scheduler, steps, guidance)
     extra = settings or [{}] * k
     return [
-        rec.build(list(tokens or []), {**base, "seed": int(seeds[i]), **extra[i]}, item=i,
-                  image=result.images[i]).attach_decoder(pipe.vae)
+        rec.build(
+            list(tokens or []),
+            {**base, "seed": int(seeds[i]), **extra[i]},
+            item=i,
+            image=result.images[i],
+        ).attach_decoder(pipe.vae)
         for i in range(k)
-    ]  # fmt: skip
+    ]

@@ -16,9 +16,10 @@ The UNet is shared with the caller's pipeline (and with other traces running in 
 so the forward hook records only when the thread running it is the trace that added it: a
 context variable names the current recorder. The hook is removed in `finally`.
 
-The hook API (`explorer.engine.recorder`, re-exported here: `Recorder`, `recording`, `stop_when`) serves
-any code that makes its own pipeline call: `batch.run_batch` records its batched call with it,
-on the copy `private_pipeline(pipe, scheduler)` gives, with the settings `run_settings` lists.
+The hook API (`explorer.engine.recorder`, re-exported here: `Recorder`, `recording`,
+`stop_when`) serves any code that makes its own pipeline call: `batch.run_batch` records its
+batched call with it, on the copy `private_pipeline(pipe, scheduler)` gives, with the settings
+`run_settings` lists.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from explorer.engine.tracefile import Trace
 
 
 def private_pipeline(pipe: Any, scheduler: str, img2img: bool = False) -> Any:
-    """A shallow copy of `pipe` that shares its weights but holds its own scheduler and tokenizer."""
+    """A shallow copy of `pipe` that shares its weights but holds its own scheduler and
+    tokenizer."""
     cls = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
     return run_copy(pipe, scheduler, cls)  # shares the weights only: see models.run_copy
 
@@ -128,17 +130,7 @@ def trace(
     only; see `explorer.engine.attention_taps`); the image is the same.
     """
     # 1. Check inputs
-    if not isinstance(prompt, str) or not isinstance(negative_prompt, str):
-        raise ValueError("prompt and negative_prompt must be strings")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    if image is not None:
-        if not isinstance(image, Image.Image):
-            raise ValueError("image must be a PIL image")
-        if height is not None or width is not None:
-            raise ValueError("img2img takes its size from the image: resize it, not height/width")
-        if not 0 < strength <= 1 or int(steps * strength) < 1:
-            raise ValueError(f"strength {strength} with {steps} steps runs no step")
+    _check_inputs(prompt, negative_prompt, steps, image, height, width, strength)
 
     # 2. A shallow copy of the pipeline with a fresh scheduler (shares the weights)
     run = private_pipeline(pipe, scheduler, img2img=image is not None)
@@ -158,18 +150,13 @@ def trace(
     rec = Recorder(run.scheduler, guided, dec.preview_factors_for(pipe), scale)
 
     # 4. The step callback: record x_{t-1}, report, maybe cancel
-    def on_step_end(p, i, t, kw):
-        rec.on_step_end(kw["latents"])
-        if on_step is not None:
-            on_step(rec.build(tokens, dict(settings), image=None))
-        if (should_stop is not None and should_stop()) or stop_requested():
-            p._interrupt = True  # the copy's flag; the loop skips the remaining steps
-        return {}
+    on_step_end = _step_callback(rec, tokens, settings, on_step, should_stop)
 
     # 5. Run the real pipeline with the UNet hook (and attention taps) in place
-    call = {"image": image, "strength": strength} if image is not None else {}
-    if image is None:
-        call.update(height=height, width=width)
+    if image is not None:
+        call = {"image": image, "strength": strength}
+    else:
+        call = {"height": height, "width": width}
     maps = capture_attention(pipe.unet, guided) if attention else contextlib.nullcontext()
     with threads.tracked(), recording(pipe, rec), maps as collector:
         result = run(
@@ -183,15 +170,64 @@ def trace(
         )
 
     # 6. Assemble the record
-    h, w = rec.x_t[0].shape[-2:]  # (K, C, h, w)
-    settings.update(
-        height=int(h * run.vae_scale_factor),
-        width=int(w * run.vae_scale_factor),
-        steps_run=len(rec.after),
-        cancelled=bool(run.interrupt),
-        x0_source=rec.x0_source,
-    )
+    settings.update(_run_facts(rec, run))
     init = image.convert("RGB") if image is not None else None
     extra = {"attention": collector.maps(len(rec.after))} if attention else {}
     out = rec.build(tokens, settings, image=result.images[0], init_image=init, **extra)
     return out.attach_decoder(pipe.vae)
+
+
+def _check_inputs(
+    prompt: Any,
+    negative_prompt: Any,
+    steps: Any,
+    image: Any,
+    height: int | None,
+    width: int | None,
+    strength: float,
+) -> None:
+    """Step 1 of `trace`: `ValueError` for inputs the pipeline would fail on (or misread)."""
+    if not isinstance(prompt, str) or not isinstance(negative_prompt, str):
+        raise ValueError("prompt and negative_prompt must be strings")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    if image is not None:
+        if not isinstance(image, Image.Image):
+            raise ValueError("image must be a PIL image")
+        if height is not None or width is not None:
+            raise ValueError("img2img takes its size from the image: resize it, not height/width")
+        if not 0 < strength <= 1 or int(steps * strength) < 1:
+            raise ValueError(f"strength {strength} with {steps} steps runs no step")
+
+
+def _step_callback(
+    rec: Recorder,
+    tokens: list[str],
+    settings: dict,
+    on_step: Callable[[Trace], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> Callable:
+    """Step 4 of `trace`: the pipeline's `callback_on_step_end`. It records x_{t-1}, gives
+    `on_step` the partial Trace, and cancels when `should_stop()` or `stop_when` says so."""
+
+    def on_step_end(p, i, t, kw):
+        rec.on_step_end(kw["latents"])
+        if on_step is not None:
+            on_step(rec.build(tokens, dict(settings), image=None))
+        if (should_stop is not None and should_stop()) or stop_requested():
+            p._interrupt = True  # the copy's flag; the loop skips the remaining steps
+        return {}
+
+    return on_step_end
+
+
+def _run_facts(rec: Recorder, run: Any) -> dict:
+    """Step 6 of `trace`: the settings only the finished run knows (size, steps run, ...)."""
+    h, w = rec.x_t[0].shape[-2:]  # (K, C, h, w)
+    return {
+        "height": int(h * run.vae_scale_factor),
+        "width": int(w * run.vae_scale_factor),
+        "steps_run": len(rec.after),
+        "cancelled": bool(run.interrupt),
+        "x0_source": rec.x0_source,
+    }

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from explorer.engine.models import vae_scale_factor
+
 # SD 1.x latent -> RGB (rows = latent channels, columns = R, G, B), output in [-1, 1].
 SD15_PREVIEW_FACTORS = [
     [0.3512, 0.2297, 0.3227],
@@ -78,6 +80,17 @@ def preview_rgb(
     if bias is not None:
         rgb = rgb + bias.float().view(1, 3, 1, 1)
     return rgb
+
+
+def scale_factor(settings: dict, latent_height: int, vae: Any = None) -> int:
+    """f, pixels per latent cell, of a run: as its `settings` record it; else from the `vae`'s
+    config (`models.vae_scale_factor`); else the recorded height over the latent's."""
+    if "vae_scale_factor" in settings:
+        return int(settings["vae_scale_factor"])
+    config = getattr(vae, "config", {})
+    if "block_out_channels" in config:
+        return vae_scale_factor(config)
+    return max(1, int(settings.get("height", 8 * latent_height)) // latent_height)
 
 
 def _upscaled(images: list[Image.Image], scale: int) -> list[Image.Image]:

@@ -8,10 +8,11 @@ text states) and the eager forward for everything else. The trace records the ve
 eager forward makes and shares its parameters, so its outputs are bitwise the eager ones
 (tests/test_fastpath.py checks this). Hooks on the UNet itself still run (they sit outside
 `forward`); a hook on any inner module, a swapped attention processor or any extra argument sends
-the call to the eager forward. Attention capture's taps (`explorer.engine.attention_taps`) are the one swap it
-follows: for a thread that captures maps it uses a trace whose outputs include each layer's map
-(the taps' own computation, recorded) and hands them to the capture's collector. Traces are made
-on first use, one per input signature (shapes, dtypes, maps or not), and kept for the last few.
+the call to the eager forward. Attention capture's taps (`explorer.engine.attention_taps`) are the
+one swap it follows: for a thread that captures maps it uses a trace whose outputs include each
+layer's map (the taps' own computation, recorded) and hands them to the capture's collector.
+Traces are made on first use, one per input signature (shapes, dtypes, maps or not), and kept for
+the last few.
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ from explorer.engine import attention_taps as attention
 
 KEEP = 6  # traced signatures kept per UNet
 _EXTRA_KWARGS = (  # UNet2DConditionModel.forward's optional inputs: all must be None
-    "class_labels", "timestep_cond", "attention_mask", "cross_attention_kwargs",
-    "added_cond_kwargs", "down_block_additional_residuals", "mid_block_additional_residual",
-    "down_intrablock_additional_residuals", "encoder_attention_mask",
-)  # fmt: skip
+    "class_labels",
+    "timestep_cond",
+    "attention_mask",
+    "cross_attention_kwargs",
+    "added_cond_kwargs",
+    "down_block_additional_residuals",
+    "mid_block_additional_residual",
+    "down_intrablock_additional_residuals",
+    "encoder_attention_mask",
+)
 
 
 class _Call(torch.nn.Module):

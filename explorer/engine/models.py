@@ -7,9 +7,12 @@ Only safetensors weights are ever loaded: a checkpoint that has only pickled wei
 from __future__ import annotations
 
 import copy
+import json
 import threading
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -44,8 +47,9 @@ def check_safetensors(folder: Path) -> None:
     """Refuse a local diffusers folder whose weights are not all safetensors."""
     if not (folder / "model_index.json").is_file():
         raise ModelError(
-            f"{folder} is not a diffusers pipeline folder (no model_index.json): give a folder saved "
-            "with pipe.save_pretrained(...), or a hub id such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'"
+            f"{folder} is not a diffusers pipeline folder (no model_index.json): give a folder "
+            "saved with pipe.save_pretrained(...), or a hub id such as "
+            "'stable-diffusion-v1-5/stable-diffusion-v1-5'"
         )
     for part in ("unet", "vae", "text_encoder"):
         sub = folder / part
@@ -57,8 +61,8 @@ def check_safetensors(folder: Path) -> None:
         if not any(f.endswith(".safetensors") for f in files):
             pickled = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
             raise ModelError(
-                f"{sub} has no .safetensors weights ({', '.join(pickled) or 'none at all'}); pickled "
-                "weights are never loaded here. Convert them first, e.g. load and "
+                f"{sub} has no .safetensors weights ({', '.join(pickled) or 'none at all'}); "
+                "pickled weights are never loaded here. Convert them first, e.g. load and "
                 "save_pretrained(..., safe_serialization=True) on a trusted machine."
             )
 
@@ -87,7 +91,8 @@ def _load(model: str, device: str):
     elif model.count("/") != 1 or model.startswith(("/", ".", "~")):
         if Path(model) == MINI_DIR:
             raise ModelError(
-                f"the embedded Mini model is missing at {MINI_DIR}: run python -m explorer.mini.train"
+                f"the embedded Mini model is missing at {MINI_DIR}: "
+                "run python -m explorer.mini.train"
             )
         raise ModelError(
             f"model {model!r} is neither an existing folder nor a hub id like 'owner/name'"
@@ -112,13 +117,30 @@ def _load(model: str, device: str):
     return pipe
 
 
+def vae_scale_factor(vae_config: Mapping[str, Any]) -> int:
+    """f, the VAE's downsampling factor, from its config as diffusers derives it: the encoder
+    halves the picture once per block after the first (SD 1.x: 4 blocks, f = 8; the Mini: 4)."""
+    return 2 ** (len(vae_config["block_out_channels"]) - 1)
+
+
+def image_size(pipe: Any = None) -> tuple[int, int]:
+    """(height, width) in pixels of the pictures `pipe` makes by default: the UNet's sample size
+    times the VAE's factor f. `pipe=None`: the embedded Mini's, read from its config files (no
+    model loaded)."""
+    if pipe is None:
+        folders = (MINI_DIR / "unet", MINI_DIR / "vae")
+        unet, vae = (json.loads((f / "config.json").read_text()) for f in folders)
+    else:
+        unet, vae = pipe.unet.config, pipe.vae.config
+    size = unet["sample_size"]
+    h, w = (size, size) if isinstance(size, int) else size
+    f = vae_scale_factor(vae)
+    return int(h) * f, int(w) * f
+
+
 def mini_size() -> int:
     """The one image size (pixels, square) the Mini model makes, read from its config files."""
-    import json
-
-    unet = json.loads((MINI_DIR / "unet" / "config.json").read_text())
-    vae = json.loads((MINI_DIR / "vae" / "config.json").read_text())
-    return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+    return image_size()[0]
 
 
 def model_folder(pipe) -> Path | None:
@@ -149,8 +171,8 @@ def run_copy(pipe, scheduler: str | None = None, cls=None):
     Weights are only read during a run; everything that changes during one (the scheduler's
     timesteps, step index and solver history, the tokenizer's padding state, the pipeline's
     guidance and interrupt flags) belongs to the copy, so concurrent runs on one pipeline never
-    see each other. `scheduler` names one from `explorer.engine.schedulers` (default: a fresh copy of
-    the pipeline's own); `cls` is the pipeline class (default: the pipeline's own).
+    see each other. `scheduler` names one from `explorer.engine.schedulers` (default: a fresh copy
+    of the pipeline's own); `cls` is the pipeline class (default: the pipeline's own).
     """
     from explorer.engine.schedulers import make_scheduler
 

@@ -76,7 +76,8 @@ def unpack(path: str | Path) -> Trace:
         raise RunFileError("the uploaded file is empty (0 bytes)")
     if size > MAX_ZIP_BYTES:
         raise RunFileError(
-            f"the upload is {size // 2**20} MB; a saved run may be at most {MAX_ZIP_BYTES // 2**20} MB"
+            f"the upload is {size // 2**20} MB; "
+            f"a saved run may be at most {MAX_ZIP_BYTES // 2**20} MB"
         )
     if not zipfile.is_zipfile(path):
         raise RunFileError("the upload is not a zip file: upload a run saved with 'Save run'")

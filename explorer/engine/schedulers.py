@@ -55,14 +55,6 @@ def scheduler_class(name: str) -> type[SchedulerMixin]:
         raise ValueError(f"unknown scheduler {name!r}; choose one of: {valid}") from None
 
 
-def scheduler_name(scheduler: SchedulerMixin) -> str | None:
-    """The registry name of a scheduler object (exact class match), or None if it is not one of ours."""
-    for name, cls in SCHEDULERS.items():
-        if type(scheduler) is cls:
-            return name
-    return None
-
-
 def make_scheduler(pipe_or_config: Any, name: str) -> SchedulerMixin:
     """Build a FRESH scheduler of the named kind from a pipeline's scheduler config.
 

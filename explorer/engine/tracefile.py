@@ -138,8 +138,14 @@ class Trace:
         """True when classifier-free guidance ran (uncond and text noise recorded)."""
         return self.noise_uncond is not None
 
+    @property
+    def vae_scale_factor(self) -> int:
+        """f, pixels per latent cell: recorded, else derived (see `decode.scale_factor`)."""
+        return dec.scale_factor(self.settings, int(self.latents.shape[-2]), self.decoder)
+
     def attach_decoder(self, vae: Any) -> Trace:
-        """Use `vae` (AutoencoderKL, or AutoencoderTiny for speed) for VAE decoding; returns self."""
+        """Use `vae` (AutoencoderKL, or AutoencoderTiny for speed) for VAE decoding; returns
+        self."""
         self.decoder = vae
         return self
 
@@ -169,7 +175,7 @@ class Trace:
         source = tensors[what]  # (N, C, h, w)
         index = _step_index(steps, len(source), what)
         z = source[index]  # (n, C, h, w)
-        scale = int(self.settings.get("vae_scale_factor", 8))
+        scale = self.vae_scale_factor  # pixels per latent cell
         if what == "noise":
             if method == "vae":
                 raise ValueError("noise is not an image latent; decode it with method='preview'")

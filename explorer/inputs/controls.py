@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
 
+from explorer.inputs.errors import VisitorError
+
 MAX_PROMPT_CHARS = 2000  # longer text is refused (the encoder reads 77 tokens anyway)
 SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
 # the samplers' names, as `explorer.engine.schedulers.SCHEDULERS` keys them (a test checks both)
@@ -22,7 +24,7 @@ SCHEDULER_NAMES = ("ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "dpmpp_2m"
 UI_SEED_MAX = 2**32 - 1  # what "randomize" draws from (exact in a browser's float64)
 
 
-class ControlError(ValueError):
+class ControlError(VisitorError):
     """A control value that cannot be used, with a message saying what to change."""
 
 
@@ -284,13 +286,6 @@ def validate_strength(value: Any, steps: int) -> float:
             f"raise strength to at least {1 / steps:.3g}, or take more steps"
         )
     return strength
-
-
-def token_note(n_tokens: int, max_tokens: int) -> str | None:
-    """A note when a prompt's tokens (with start/end) exceed what the encoder reads."""
-    if n_tokens <= max_tokens:
-        return None
-    return f"prompt is {n_tokens} tokens; the text encoder reads the first {max_tokens}, the rest is cut"
 
 
 def _fmt(x: float) -> str:

@@ -16,13 +16,15 @@ import math
 import re
 from collections.abc import Sequence
 
+from explorer.inputs.errors import VisitorError
+
 _NUMBER = re.compile(
     r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII
 )  # plain ASCII decimals only
 MAX_TEXT = 2000  # characters; longer input is refused before it is split
 
 
-class ListError(ValueError):
+class ListError(VisitorError):
     """A list that cannot be used, with a message meant for the person who typed it."""
 
 
@@ -77,7 +79,8 @@ def parse_numbers(
     max_count: int = 12,
     unique: bool = False,
 ) -> list[float] | list[int]:
-    """Parse "1, 2.5, 10" into numbers within [lo, hi]; order kept, duplicates allowed unless `unique`.
+    """Parse "1, 2.5, 10" into numbers within [lo, hi]; order kept, duplicates allowed unless
+    `unique`.
 
     `integer=True` gives ints (for step counts and seeds). Raises `ListError` with a message that
     names the list (`name`) and the offending entry.

@@ -2,7 +2,7 @@
 
 Whatever a visitor sends goes through `load_upload` (a file) or `from_sketch` (the sketchpad's
 picture) before any model sees it. Every case has a fixed answer, listed in `UPLOAD_CASES` (the
-README shows that table; a test checks both):
+docs/limits.md shows that table; a test checks both):
 
   mode                  RGBA / LA / PA, or a palette with transparency: composited on white;
                         grayscale, palette, CMYK, 1-bit: converted to RGB;
@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from explorer.inputs.errors import VisitorError
+
 MAX_UPLOAD_BYTES = 20 * 2**20  # larger files are refused before they are opened
 MAX_PIXELS = 4096 * 4096  # larger pictures are refused from their header, before decoding
 FITS = ("pad", "crop")
@@ -35,7 +37,7 @@ FORMATS = "PNG, JPEG, WebP, GIF or BMP"
 STATED = f"{FORMATS}, up to {MAX_UPLOAD_BYTES // 2**20} MB and {MAX_PIXELS / 1e6:.1f} megapixels"
 
 
-class UploadError(ValueError):
+class UploadError(VisitorError):
     """An upload that cannot be used, with a message that says what to do instead."""
 
 
@@ -48,7 +50,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)  # one sentence per change made
 
 
-# (case, what happens): the README's upload table is exactly `upload_table()`. A refusal is
+# (case, what happens): docs/limits.md's upload table is exactly `upload_table()`. A refusal is
 # quoted with … for the parts that vary; a test checks every quoted piece against the real message.
 _LIMIT = f"{MAX_PIXELS / 1e6:.1f} megapixels"
 UPLOAD_CASES: list[tuple[str, str]] = [
@@ -84,7 +86,7 @@ UPLOAD_CASES: list[tuple[str, str]] = [
 
 
 def upload_table() -> str:
-    """`UPLOAD_CASES` as a Markdown table (the README holds exactly this; a test checks it)."""
+    """`UPLOAD_CASES` as a Markdown table (docs/limits.md holds exactly this; a test checks it)."""
     rows = ["| upload | what happens |", "| --- | --- |"]
     return "\n".join(rows + [f"| {case} | {what} |" for case, what in UPLOAD_CASES])
 
@@ -206,7 +208,8 @@ def prepare(im: Image.Image, size: tuple[int, int] | None, how: str = "pad") -> 
     out = fit(rgb, size, how)
     if rgb.size != size:
         notes.append(
-            f"resized from {rgb.width}×{rgb.height} to {size[0]}×{size[1]} by {how}: {FIT_WORDS[how]}"
+            f"resized from {rgb.width}×{rgb.height} to {size[0]}×{size[1]} by {how}: "
+            f"{FIT_WORDS[how]}"
         )
     return Loaded(out, (w, h), notes)
 
@@ -214,7 +217,8 @@ def prepare(im: Image.Image, size: tuple[int, int] | None, how: str = "pad") -> 
 def load_upload(
     source: str | Path | bytes | Image.Image | None, size: tuple[int, int] | None, how: str = "pad"
 ) -> Loaded:
-    """An uploaded file (path or bytes) or PIL image -> `Loaded`; `UploadError` says what's wrong."""
+    """An uploaded file (path or bytes) or PIL image -> `Loaded`; `UploadError` says what's
+    wrong."""
     if source is None or (isinstance(source, str) and not source.strip()):
         raise UploadError("No picture: draw a sketch or upload an image.")
     if isinstance(source, Image.Image):

@@ -1,13 +1,13 @@
 """The Mini Stable Diffusion's parts: the same classes as SD, sized for a 2-core CPU.
 
-| part         | class                               | SD 1.5                   | Mini                    |
-|--------------|-------------------------------------|--------------------------|-------------------------|
-| tokenizer    | PreTrainedTokenizerFast (word-level)| CLIPTokenizer (BPE), 77  | word-level, 77          |
-| text encoder | CLIPTextModel                       | 12 layers, 768 wide      | 4 layers, 128 wide      |
-| image enc.   | CLIPVisionModel (+ projections)     | not shipped with SD      | ViT 4 layers, patch 8   |
-| VAE          | AutoencoderKL                       | factor 8: 3x512² -> 4x64²| factor 4: 3x64² -> 4x16²|
-| UNet         | UNet2DConditionModel, epsilon       | 860 M parameters         | about 6 M               |
-| scheduler    | DDIM, scaled_linear 0.00085-0.012   | same                     | same                    |
+| part         | class                         | SD 1.5                  | Mini                   |
+|--------------|-------------------------------|-------------------------|------------------------|
+| tokenizer    | PreTrainedTokenizerFast       | CLIPTokenizer (BPE), 77 | word-level, 77         |
+| text encoder | CLIPTextModel                 | 12 layers, 768 wide     | 4 layers, 128 wide     |
+| image enc.   | CLIPVisionModel + projections | not shipped with SD     | ViT 4 layers, patch 8  |
+| VAE          | AutoencoderKL                 | factor 8: 3x512²->4x64² | factor 4: 3x64²->4x16² |
+| UNet         | UNet2DConditionModel, epsilon | 860 M parameters        | about 6 M              |
+| scheduler    | DDIM, scaled_linear           | β 0.00085 to 0.012      | same                   |
 """
 
 from __future__ import annotations

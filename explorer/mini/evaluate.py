@@ -79,8 +79,10 @@ def clip_scores(clip, tokenizer) -> dict:
 def read_scenes(images, scenes) -> dict:
     """Share of images whose pixels show each attribute of their scene, and the shape by size
     (``shape_small``, ``shape_large``: small shapes are the hard part)."""
-    hits = [{f: getattr(judge.read(im), f) == getattr(s, f) for f in FIELDS}
-            for im, s in zip(images, scenes)]  # fmt: skip
+    hits = [
+        {f: getattr(judge.read(im), f) == getattr(s, f) for f in FIELDS}
+        for im, s in zip(images, scenes)
+    ]
     scores = {f: float(np.mean([h[f] for h in hits])) for f in FIELDS}
     for size in data.SIZES:
         scores[f"shape_{size}"] = float(

@@ -120,8 +120,17 @@ TRAINERS = {
 }
 STEP_SETTINGS = [f"{name}_steps" for name in TRAINERS]
 # settings the command line can change
-OVERRIDES = [*STEP_SETTINGS, "unet_lr", "unet_batch", "refine_batch", "unet_pool", "clip_shapes",
-             "clip_positions", "unet_shape_weight", "unet_bf16"]  # fmt: skip
+OVERRIDES = [
+    *STEP_SETTINGS,
+    "unet_lr",
+    "unet_batch",
+    "refine_batch",
+    "unet_pool",
+    "clip_shapes",
+    "clip_positions",
+    "unet_shape_weight",
+    "unet_bf16",
+]
 ORDER = ["vae", "pool", "clip", "vision", "text", "unet", "refine", "decoder", "export"]
 SIDE_TRACK = ("vae", "pool", "decoder")  # --side-by-side: a second process, beside the CLIP stages
 # Settings of a whole run. "shipped": the Config defaults, the recipe of the shipped weights (their
@@ -131,14 +140,38 @@ SIDE_TRACK = ("vae", "pool", "decoder")  # --side-by-side: a second process, bes
 # shape's cells weighted up from the start (no refine stage).
 RECIPES = {
     "shipped": {},
-    "cpu": dict(vae_steps=1400, decoder_steps=200, clip_steps=1800, clip_shapes=1,
-                clip_positions=1, vision_steps=0, text_steps=0, unet_steps=7700, unet_batch=128,
-                unet_lr=1.6e-3, unet_pool=20_000, unet_shape_weight=1.0, unet_bf16=1,
-                refine_steps=0),
-}  # fmt: skip
-SMOKE = dict(vae_steps=2, vae_batch=4, decoder_steps=2, clip_steps=2, clip_batch=8, vision_steps=2,
-             text_steps=2, unet_steps=3, refine_steps=2, refine_batch=8, unet_batch=8,
-             unet_pool=64, save_every=1)  # fmt: skip
+    "cpu": dict(
+        vae_steps=1400,
+        decoder_steps=200,
+        clip_steps=1800,
+        clip_shapes=1,
+        clip_positions=1,
+        vision_steps=0,
+        text_steps=0,
+        unet_steps=7700,
+        unet_batch=128,
+        unet_lr=1.6e-3,
+        unet_pool=20_000,
+        unet_shape_weight=1.0,
+        unet_bf16=1,
+        refine_steps=0,
+    ),
+}
+SMOKE = dict(
+    vae_steps=2,
+    vae_batch=4,
+    decoder_steps=2,
+    clip_steps=2,
+    clip_batch=8,
+    vision_steps=2,
+    text_steps=2,
+    unet_steps=3,
+    refine_steps=2,
+    refine_batch=8,
+    unet_batch=8,
+    unet_pool=64,
+    save_every=1,
+)
 
 
 def run_stage(stage: str, cfg: Config, args, metrics: dict) -> None:

@@ -1,1 +1,3 @@
-"""What the views compute from traces: pure functions and runs of the engine. Imports only the engine (and inputs for errors)."""
+"""What the views compute from traces: pure functions and runs of the engine.
+
+Imports only the engine (and inputs for errors)."""

@@ -15,6 +15,8 @@ from PIL import Image
 
 from explorer.engine import decode as dec
 from explorer.engine.tracefile import TENSOR_FIELDS, Trace
+from explorer.inputs.errors import VisitorError
+from explorer.studies import latent_space
 
 
 @dataclass
@@ -70,32 +72,29 @@ class StepDecoder:
         """All pictures of the final (possibly cancelled, so shorter) trace.
 
         What is left (the last step or two) decodes with the run's own thread count, never
-        widened (`explorer.engine.threads.wide`): float sums can differ in the last bit between thread
-        counts, so a picture would otherwise depend on whether other runs were in flight."""
+        widened (`explorer.engine.threads.wide`): float sums can differ in the last bit between
+        thread counts, so a picture would otherwise depend on whether other runs were in
+        flight."""
         self.update(trace)
         T = trace.num_steps
         noise = trace.decode(what="noise")
         return RunPictures(self.latents[: T + 1], self.x0[:T], noise, "vae")
 
 
-def _scale(trace: Trace) -> int:
-    return int(trace.settings.get("vae_scale_factor", 8))
-
-
 def noise_pictures(trace: Trace, noises: list[torch.Tensor]) -> list[Image.Image]:
     """Noise-like latents (C, h, w) as auto-contrasted pictures."""
-    return dec.noise_to_images(torch.stack(noises), trace.preview_factors, _scale(trace))
+    return dec.noise_to_images(torch.stack(noises), trace.preview_factors, trace.vae_scale_factor)
 
 
 def latent_pictures(trace: Trace, latents: list[torch.Tensor]) -> list[Image.Image]:
     """Image latents (C, h, w) with the cheap linear preview (no model needed)."""
     z = torch.stack(latents)  # (n, C, h, w)
-    return dec.linear_preview(z, trace.preview_factors, trace.preview_bias, _scale(trace))
+    return dec.linear_preview(z, trace.preview_factors, trace.preview_bias, trace.vae_scale_factor)
 
 
 def channels_image(trace: Trace, i: int) -> Image.Image:
     """The C channels of latent x_t at index i (0..T) as a row of greyscale tiles."""
-    return dec.channels_to_image(trace.latents[i], _scale(trace))
+    return dec.channels_to_image(trace.latents[i], trace.vae_scale_factor)
 
 
 @dataclass
@@ -117,7 +116,7 @@ class StepParts:
 def step_parts(trace: Trace, i: int) -> StepParts:
     """The pieces of step i (0-based, 0..T-1)."""
     if not 0 <= i < trace.num_steps:
-        raise ValueError(f"step {i} out of range 0..{trace.num_steps - 1}")
+        raise VisitorError(f"step {i} out of range 0..{trace.num_steps - 1}")
     a, b = (float(v) for v in trace.step_coeffs[i])
     x_t, eps, x_next = trace.latents[i], trace.noise_pred[i], trace.latents[i + 1]
     rest = x_next - (a * x_t + b * eps)  # (C, h, w)
@@ -162,14 +161,12 @@ def guidance_parts(trace: Trace, i: int) -> GuidanceParts | None:
 
 
 def compression(trace: Trace) -> dict[str, int | float]:
-    """Pixels vs latent numbers of this run."""
+    """Pixels vs latent numbers of this run (`latent_space.compression`)."""
     C, h, w = trace.latents.shape[1:]
-    s = _scale(trace)
+    s = trace.vae_scale_factor
     height = int(trace.settings.get("height", h * s))
     width = int(trace.settings.get("width", w * s))
-    pixels, latent = height * width * 3, C * h * w
-    return {"pixels": pixels, "latent": latent, "ratio": pixels / latent, "height": height,
-            "width": width, "channels": C, "h": h, "w": w}  # fmt: skip
+    return latent_space.compression(height, width, (C, h, w))
 
 
 def _sentence(name: str, trace: Trace) -> str:
@@ -187,14 +184,20 @@ def _sentence(name: str, trace: Trace) -> str:
         "alphas_cumprod": "ᾱ_t per step: the share of signal (not noise) power in x_t.",
         "sigmas": "σ_t per step: the noise level of sigma-space schedulers (x_t = x_0 + σ·ε).",
         "latents": f"The noisy latent x_t before the first step and after each step: {grid}.",
-        "model_input": f"What the UNet saw at each step (x_t after scaling); {batch}this keeps one copy.",
+        "model_input": (
+            f"What the UNet saw at each step (x_t after scaling); {batch}this keeps one copy."
+        ),
         "noise_pred": f"The noise ε each step used (after guidance): {grid}.",
         "noise_uncond": "The UNet's noise without the prompt (first half of the doubled batch).",
         "noise_text": "The UNet's noise with the prompt (second half of the doubled batch).",
         "x0_pred": f"The clean latent x_0 each step predicts, the image it is heading to: {grid}.",
         "step_coeffs": "Per step (a, b) with x_{t-1} ≈ a·x_t + b·ε: how the scheduler mixes.",
-        "prompt_embeds": f"The text encoder's output: {L} token vectors of {D} numbers, the UNet's condition.",
-        "negative_embeds": f"The same {L}×{D} vectors for the negative (or empty) prompt, used by ε_u.",
+        "prompt_embeds": (
+            f"The text encoder's output: {L} token vectors of {D} numbers, the UNet's condition."
+        ),
+        "negative_embeds": (
+            f"The same {L}×{D} vectors for the negative (or empty) prompt, used by ε_u."
+        ),
         "preview_factors": f"A {C}×3 matrix mapping latent channels to RGB for cheap previews.",
         "preview_bias": "The RGB offset of the cheap preview.",
         "init_latents": "The clean latent of the img2img start image.",

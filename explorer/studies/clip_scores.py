@@ -16,6 +16,7 @@ operator (`app.py --clip-model`), or says what is missing.
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,7 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer.engine.models import is_mini, model_folder
+from explorer.engine.models import is_mini, model_folder, private_tokenizer, run_copy
+from explorer.inputs.errors import VisitorError
 from explorer.studies.text_embeddings import cosine_matrix, normalize, pooled, row_norms
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's pixel normalisation
@@ -34,7 +36,7 @@ SD_CLIP = "openai/clip-vit-large-patch14"  # the CLIP whose text tower SD 1.x us
 _lock = threading.Lock()
 
 
-class ClipMissing(ValueError):
+class ClipMissing(VisitorError):
     """No CLIP with a vision tower is available, with a message saying how to get one."""
 
 
@@ -43,12 +45,20 @@ class Clip:
     """A CLIP model with what it needs to read text and pixels."""
 
     model: Any  # transformers CLIPModel: both towers, both projections, logit_scale
-    tokenizer: Any
+    tokenizer: Any  # the Clip's own, never a pipeline's; read text with `token_ids`
     source: str  # where it came from, in words
     image_size: int  # the vision tower's input side, pixels
     mean: tuple[float, ...] | None  # pixel normalisation; None: scale to [-1, 1] (the Mini's)
     std: tuple[float, ...] | None = None
     mini: bool = False  # the Mini model's own CLIP (its untrained twin can be rebuilt)
+
+    def token_ids(self, captions: list[str]) -> torch.Tensor:
+        """(M, L) ids of `captions` padded to the context, from a private copy of the tokenizer:
+        one Clip serves every thread, and a shared fast tokenizer is not safe across threads
+        (`explorer.engine.models.private_tokenizer`)."""
+        tok = copy.deepcopy(self.tokenizer)
+        ids = tok(captions, padding="max_length", truncation=True, return_tensors="pt")
+        return ids.input_ids.to(self.model.device)  # (M, L)
 
     def pixels(self, images: list[Image.Image]) -> torch.Tensor:
         """PIL images -> (N, 3, S, S) as the vision tower expects (resized, no crop)."""
@@ -89,7 +99,7 @@ def _own_clip(folder: str, mini: bool, tokenizer: Any) -> Clip:
     model = CLIPModel.from_pretrained(folder, dtype=torch.float32, use_safetensors=True).eval()
     size = int(model.config.vision_config.image_size)
     where = "the Mini model's own CLIP" if mini else f"the CLIP in {folder}"
-    return Clip(model, tokenizer, where, size, None, None, mini)
+    return Clip(model, copy.deepcopy(tokenizer), where, size, None, None, mini)  # not the pipe's
 
 
 @lru_cache(maxsize=2)
@@ -125,8 +135,7 @@ def untrained(clip: Clip, model: Any) -> Clip:
 @torch.no_grad()
 def text_features(clip: Clip, captions: list[str]) -> np.ndarray:
     """Projected, unnormalised text vectors t_j -> (M, P)."""
-    ids = clip.tokenizer(captions, padding="max_length", truncation=True, return_tensors="pt")
-    ids = ids.input_ids.to(clip.model.device)  # (M, L)
+    ids = clip.token_ids(captions)  # (M, L)
     return clip.model.get_text_features(input_ids=ids).pooler_output.double().cpu().numpy()
 
 
@@ -150,7 +159,7 @@ def contrastive_loss(logits: np.ndarray) -> tuple[float, float, float]:
     """
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim != 2 or z.shape[0] != z.shape[1]:
-        raise ValueError(f"the contrastive loss needs N images and N captions, got {z.shape}")
+        raise VisitorError(f"the contrastive loss needs N images and N captions, got {z.shape}")
 
     def ce(rows: np.ndarray) -> float:  # mean over rows of -log softmax(row)[i]
         m = rows.max(axis=1, keepdims=True)
@@ -185,7 +194,7 @@ class ImageText:
 def image_text(clip: Clip, images: list[Image.Image], captions: list[str]) -> ImageText:
     """The image x text cosine matrix, its logits and (for N == M) the contrastive loss."""
     if not images or not captions:
-        raise ValueError("give at least one image and one caption")
+        raise VisitorError("give at least one image and one caption")
     v = image_features(clip, images)  # (N, P)
     t = text_features(clip, captions)  # (M, P)
     s = cosine_matrix(v, t)  # (N, M)
@@ -207,22 +216,28 @@ class Norms:
 
 def norms(text: np.ndarray, image: np.ndarray, scale: float) -> Norms:
     """Lengths of projected text (M, P) and image (N, P) vectors, raw and normalised."""
-    return Norms(row_norms(text), row_norms(normalize(text)), row_norms(image),
-                 row_norms(normalize(image)), scale)  # fmt: skip
+    return Norms(
+        row_norms(text),
+        row_norms(normalize(text)),
+        row_norms(image),
+        row_norms(normalize(image)),
+        scale,
+    )
 
 
 def prompt_vectors(pipe: Any, clip: Clip | None, prompts: list[str]) -> tuple[np.ndarray, str]:
     """One vector per prompt, and what it is: CLIP's projected text vector when a CLIP is at
     hand, else the text encoder's pooled state (a pipeline has no text projection)."""
     if clip is not None:
-        return text_features(
-            clip, prompts
-        ), f"projected text vectors t (P = {clip.model.config.projection_dim}) of {clip.source}"
-    vec = pooled(pipe.text_encoder, pipe.tokenizer, prompts)  # (N, D)
-    return (
-        vec,
-        f"the text encoder's pooled end-token state (D = {vec.shape[1]}, unprojected: no CLIP projection here)",
+        width = clip.model.config.projection_dim
+        words = f"projected text vectors t (P = {width}) of {clip.source}"
+        return text_features(clip, prompts), words
+    vec = pooled(pipe.text_encoder, private_tokenizer(pipe), prompts)  # (N, D)
+    words = (
+        f"the text encoder's pooled end-token state (D = {vec.shape[1]}, "
+        "unprojected: no CLIP projection here)"
     )
+    return vec, words
 
 
 def generate_images(
@@ -232,7 +247,8 @@ def generate_images(
     from explorer.engine.batch import run_batch
 
     device = pipe.unet.device
-    pairs = [pipe.encode_prompt(c, device, 1, True, "") for c in captions]  # (1, L, D) each
+    own = run_copy(pipe)  # its own tokenizer: the shared one is not safe across threads
+    pairs = [own.encode_prompt(c, device, 1, True, "") for c in captions]  # (1, L, D) each
     pe = torch.cat([p for p, _ in pairs])  # (K, L, D)
     ne = torch.cat([n for _, n in pairs])  # (K, L, D)
     traces = run_batch(pipe, pe, ne, [int(seed)] * len(captions), steps=steps, guidance=guidance)

@@ -5,7 +5,7 @@ call through `batch.run_batch`) and returns a typed result that keeps every run'
 UI cell can open that run in the step views. Pure engine: no UI, no charts. The embedding
 magnitude sweep lives in `explorer.studies.sweeps`, the free X/Y grid in `explorer.studies.grid`.
 
-Distances, the same everywhere:
+Distances, the same everywhere (`explorer.studies.distances`, and importable from here):
   pixel_distance(a, b)  = RMS over pixels and channels of (a - b), pixels in [0, 1];
   latent_distance(a, b) = RMS of the difference of two final latents x_0 (the ODE's end point).
 """
@@ -18,7 +18,6 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image
 
 from explorer.engine.batch import run_batch
@@ -26,6 +25,8 @@ from explorer.engine.capture import prompt_tokens, trace
 from explorer.engine.models import run_copy
 from explorer.engine.schedulers import SCHEDULERS
 from explorer.engine.tracefile import Trace
+from explorer.inputs.errors import VisitorError
+from explorer.studies.distances import latent_distance, pixel_distance
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what runs now)
 
@@ -89,20 +90,6 @@ class SeedsResult:
     seconds: float  # total wall time
 
 
-def pixel_distance(a: Image.Image, b: Image.Image) -> float:
-    """RMS difference of two equally sized images, pixels scaled to [0, 1]."""
-    x = np.asarray(a.convert("RGB"), dtype=np.float64) / 255.0  # (H, W, 3)
-    y = np.asarray(b.convert("RGB"), dtype=np.float64) / 255.0  # (H, W, 3)
-    if x.shape != y.shape:
-        raise ValueError(f"images differ in size: {a.size} vs {b.size}")
-    return float(np.sqrt(np.mean((x - y) ** 2)))
-
-
-def latent_distance(a: Trace, b: Trace) -> float:
-    """RMS difference of two runs' final latents (C, h, w)."""
-    return float((a.latents[-1].double() - b.latents[-1].double()).pow(2).mean().sqrt())
-
-
 def _timed_trace(pipe, prompt: str, **kwargs) -> tuple[Trace, float]:
     """`capture.trace` and its wall time."""
     start = time.perf_counter()
@@ -110,12 +97,13 @@ def _timed_trace(pipe, prompt: str, **kwargs) -> tuple[Trace, float]:
     return result, time.perf_counter() - start
 
 
-def _trace_each(
+def trace_each(
     pipe, prompt: str, name: str, values: Sequence, label: Callable, progress: Progress | None, **kw
 ) -> list[Run]:
-    """One traced run per value of setting `name` (the others from `kw`); `label(value)` names it."""
+    """One traced run per value of setting `name` (the others from `kw`); `label(value)` names
+    it."""
     if not values:
-        raise ValueError(f"{name}: give at least one value")
+        raise VisitorError(f"{name}: give at least one value")
     runs = []
     for i, v in enumerate(values):
         _report(progress, i, len(values), label(v))
@@ -149,7 +137,7 @@ def compare_steps(
     common = dict(
         negative_prompt=negative_prompt, guidance=guidance, seed=seed, scheduler=scheduler
     )
-    runs = _trace_each(
+    runs = trace_each(
         pipe,
         prompt,
         "steps",
@@ -189,7 +177,7 @@ def compare_guidance(
     """One run per guidance scale (same seed): images and the per-step size of the guidance term."""
     common = dict(negative_prompt=negative_prompt, steps=steps, seed=seed, scheduler=scheduler)
     values = [float(g) for g in scales]
-    runs = _trace_each(
+    runs = trace_each(
         pipe, prompt, "guidance", values, lambda g: f"guidance {g:g}", progress, **common
     )
     return GuidanceResult(runs=runs, guidance_norms=[guidance_term_norms(r.trace) for r in runs])
@@ -211,8 +199,15 @@ def reference_run(
     if cached is not None:
         return cached
     name, n = REFERENCE
-    ref = trace(pipe, prompt, negative_prompt=negative_prompt, steps=n, guidance=guidance,
-                seed=seed, scheduler=name)  # fmt: skip
+    ref = trace(
+        pipe,
+        prompt,
+        negative_prompt=negative_prompt,
+        steps=n,
+        guidance=guidance,
+        seed=seed,
+        scheduler=name,
+    )
     with _ref_lock:
         table = _references.setdefault(pipe, {})
         if len(table) >= 16:  # keep memory bounded: drop the oldest entry
@@ -283,7 +278,7 @@ def compare_seeds(
     """One image per seed, batched `chunk` seeds per pipeline call (each item starts from the
     noise its seed gives a plain run; images match plain runs to within 1/255 per pixel)."""
     if not seeds:
-        raise ValueError("seeds: give at least one seed")
+        raise VisitorError("seeds: give at least one seed")
     own = run_copy(pipe)  # its own tokenizer: the shared one is not safe across threads
     pe, ne = own.encode_prompt(prompt, pipe.unet.device, 1, True, negative_prompt)  # (1, L, D)
     tokens = prompt_tokens(own, prompt)
@@ -293,10 +288,16 @@ def compare_seeds(
         _report(progress, lo, len(seeds), f"seeds {part[0]}…{part[-1]}")
         t0 = time.perf_counter()
         traces = run_batch(
-            pipe, pe.repeat(len(part), 1, 1), ne.repeat(len(part), 1, 1), part,
-            steps=steps, guidance=guidance, scheduler=scheduler, tokens=tokens,
+            pipe,
+            pe.repeat(len(part), 1, 1),
+            ne.repeat(len(part), 1, 1),
+            part,
+            steps=steps,
+            guidance=guidance,
+            scheduler=scheduler,
+            tokens=tokens,
             settings=[{"prompt": prompt, "negative_prompt": negative_prompt}] * len(part),
-        )  # fmt: skip
+        )
         sec = (time.perf_counter() - t0) / len(part)
         runs += [Run(f"seed {s}", s, tr, sec) for s, tr in zip(part, traces)]
     _report(progress, len(seeds), len(seeds), "done")
@@ -306,6 +307,23 @@ def compare_seeds(
         distance=[pixel_distance(r.image, first) for r in runs],
         seconds=time.perf_counter() - start,
     )
+
+
+def prompts_by_seeds(
+    pipe,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    progress: Progress | None = None,
+    **kwargs,
+) -> list[Trace]:
+    """`compare_seeds` for every prompt (`kwargs`: its settings); the traces, prompt-major:
+    prompts[0] with every seed, then prompts[1] ..."""
+    traces = []
+    for i, prompt in enumerate(prompts):
+        _report(progress, i, len(prompts), f"prompt {i + 1} of {len(prompts)}")
+        traces += [r.trace for r in compare_seeds(pipe, prompt, seeds, **kwargs).runs]
+    return traces
 
 
 __all__ = [
@@ -321,5 +339,7 @@ __all__ = [
     "guidance_term_norms",
     "latent_distance",
     "pixel_distance",
+    "prompts_by_seeds",
     "reference_run",
+    "trace_each",
 ]

@@ -29,6 +29,7 @@ from PIL import Image, ImageFilter
 
 from explorer.engine import decode as dec
 from explorer.engine.schedulers import make_scheduler
+from explorer.inputs.errors import VisitorError
 from explorer.studies import latent_space as vaemod
 
 DEFAULT_TIMESTEPS = (0, 100, 250, 500, 750, 999)
@@ -94,15 +95,16 @@ def forward_process(
     seed: int = 0,
     upscale: int | None = None,
 ) -> ForwardResult:
-    """Encode `image`, noise its latent to each of `timesteps`, decode, and corrupt for comparison."""
+    """Encode `image`, noise its latent to each of `timesteps`, decode, and corrupt for
+    comparison."""
     sched = make_scheduler(pipe, "ddpm")
     n_train = int(sched.config.num_train_timesteps)
     ts = [int(t) for t in timesteps]
     if not ts:
-        raise ValueError("timesteps: give at least one")
+        raise VisitorError("timesteps: give at least one")
     bad = [t for t in ts if not 0 <= t < n_train]
     if bad:
-        raise ValueError(f"timesteps must be 0 to {n_train - 1}; got {bad[0]}")
+        raise VisitorError(f"timesteps must be 0 to {n_train - 1}; got {bad[0]}")
     x0 = vaemod.encode(pipe.vae, image)  # (C, h, w)
     noise = torch.randn(x0.shape, generator=torch.Generator("cpu").manual_seed(seed))  # (C, h, w)
     batch = x0.expand(len(ts), *x0.shape)  # (n, C, h, w)
@@ -115,9 +117,16 @@ def forward_process(
     for t, latent, picture in zip(ts, x_t, decoded):
         a = float(abar[t])
         share = 1.0 - a  # the noise's share of the variance: the corruption strength
-        steps.append(NoisedStep(
-            t=t, alpha_bar=a, snr=a / (1.0 - a), latent=latent,
-            channels=dec.channels_to_image(latent, scale), decoded=picture,
-            blurred=blur(image, share), masked=mask(image, share, seed),
-        ))  # fmt: skip
+        steps.append(
+            NoisedStep(
+                t=t,
+                alpha_bar=a,
+                snr=a / (1.0 - a),
+                latent=latent,
+                channels=dec.channels_to_image(latent, scale),
+                decoded=picture,
+                blurred=blur(image, share),
+                masked=mask(image, share, seed),
+            )
+        )
     return ForwardResult(image, x0, noise, steps, n_train)

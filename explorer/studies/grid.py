@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from explorer.engine.capture import trace
+from explorer.inputs.errors import VisitorError
 from explorer.studies.experiments import Progress, Run
 from explorer.studies.sweeps import RULES, scale_embedding
 
@@ -101,16 +102,16 @@ def grid(
     (row_axis, row_values), (col_axis, col_values) = rows, cols
     for axis in (row_axis, col_axis):
         if axis not in AXES:
-            raise ValueError(f"unknown axis {axis!r}; choose from {', '.join(AXES)}")
+            raise VisitorError(f"unknown axis {axis!r}; choose from {', '.join(AXES)}")
     if row_axis == col_axis:
-        raise ValueError(f"rows and columns both vary {row_axis}: pick two different axes")
+        raise VisitorError(f"rows and columns both vary {row_axis}: pick two different axes")
     if not row_values or not col_values:
-        raise ValueError("each axis needs at least one value")
+        raise VisitorError("each axis needs at least one value")
     if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose one of: {', '.join(RULES)}")
+        raise VisitorError(f"unknown rule {rule!r}; choose one of: {', '.join(RULES)}")
     unknown = set(base) - set(BASE)
     if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}; grid takes {', '.join(BASE)}")
+        raise VisitorError(f"unknown settings {sorted(unknown)}; grid takes {', '.join(BASE)}")
     settings = {**BASE, **base}
     start = time.perf_counter()
 
@@ -149,9 +150,16 @@ def grid(
         [[c.image for c in row] for row in cells], row_labels, col_labels
     )
     return GridResult(
-        row_axis, col_axis, list(row_values), list(col_values), cells, image, size, origin,
+        row_axis,
+        col_axis,
+        list(row_values),
+        list(col_values),
+        cells,
+        image,
+        size,
+        origin,
         time.perf_counter() - start,
-    )  # fmt: skip
+    )
 
 
 def draw_grid(

@@ -6,8 +6,10 @@ schedule is left, x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, and runs only the la
 denoising steps from there. Low strength keeps the sketch; strength 1 starts at the noisiest
 timestep, where the sketch is nearly gone, and behaves like text-to-image.
 
-Both functions run the real `StableDiffusionImg2ImgPipeline` through `explorer.engine.capture.trace`,
-so every step is recorded like a text-to-image run, and the step views show only the steps run.
+Both functions run the real `StableDiffusionImg2ImgPipeline` through
+`explorer.engine.capture.trace`, so every step is recorded like a text-to-image run, and the step
+views show only the steps run. `explorer.inputs.controls.validate_strength` refuses a strength
+that runs no step.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from PIL import Image
 
 from explorer.engine.capture import trace
 from explorer.engine.tracefile import Trace
-from explorer.studies.experiments import Progress, Run, _trace_each
+from explorer.studies.experiments import Progress, Run, trace_each
 
 DEFAULT_STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -26,11 +28,6 @@ DEFAULT_STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)
 def steps_run(steps: int, strength: float) -> int:
     """How many steps img2img runs: int(steps × strength), as diffusers computes it."""
     return min(int(steps * strength), steps)
-
-
-def min_strength(steps: int) -> float:
-    """The smallest strength that runs at least one of `steps` steps."""
-    return 1.0 / steps
 
 
 def sketch_to_image(
@@ -59,4 +56,4 @@ def strength_sweep(
     values = [float(s) for s in strengths]
     steps = int(kwargs.get("steps", 25))
     label = lambda s: f"strength {s:g} · {steps_run(steps, s)} steps"  # noqa: E731
-    return _trace_each(pipe, prompt, "strength", values, label, progress, image=image, **kwargs)
+    return trace_each(pipe, prompt, "strength", values, label, progress, image=image, **kwargs)

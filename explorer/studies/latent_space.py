@@ -1,13 +1,14 @@
 """The VAE's latent space: encode a picture, look at its channels, decode it back, edit it.
 
 Stable Diffusion never denoises pixels. Its VAE squeezes an H×W×3 picture into a C×(H/f)×(W/f)
-latent (C = 4, f = 8 for SD and the Mini model: 48 times fewer numbers), the UNet works there,
-and the decoder paints pixels back. This module makes that visible:
+latent (C = 4; f = 8 for SD, 4 for the Mini model: 48 and 12 times fewer numbers), the UNet
+works there, and the decoder paints pixels back. This module makes that visible:
 
   z = E(x) · scaling_factor          encode (the mean of the encoder's distribution: no sampling,
                                      so the same picture always gives the same latent)
   x̂ = D(z / scaling_factor)          decode (`explorer.engine.decode.vae_decode`)
   PSNR(x, x̂) = 10·log10(1 / MSE)     pixels in [0, 1]; what the round trip loses
+                                     (`explorer.studies.distances.psnr`)
   z' = z with channel c scaled by k  an edit (k = 0 zeroes the channel), decoded to see what
                                      that channel carries
 
@@ -16,6 +17,7 @@ Pure functions: PIL images and tensors in, images, tensors and numbers out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,8 @@ import torch
 from PIL import Image
 
 from explorer.engine import decode as dec
+from explorer.inputs.errors import VisitorError
+from explorer.studies.distances import psnr
 
 
 def to_tensor(images: list[Image.Image]) -> torch.Tensor:
@@ -50,28 +54,20 @@ def decode(vae: Any, latents: torch.Tensor) -> list[Image.Image]:
     return dec.vae_decode(vae, latents)
 
 
-def psnr(a: Image.Image, b: Image.Image) -> float:
-    """Peak signal-to-noise ratio in dB of two equally sized pictures (pixels in [0, 1])."""
-    x = np.asarray(a.convert("RGB"), dtype=np.float64) / 255.0  # (H, W, 3)
-    y = np.asarray(b.convert("RGB"), dtype=np.float64) / 255.0  # (H, W, 3)
-    if x.shape != y.shape:
-        raise ValueError(f"pictures differ in size: {a.size} vs {b.size}")
-    mse = float(np.mean((x - y) ** 2))
-    return float("inf") if mse == 0 else 10 * float(np.log10(1.0 / mse))
-
-
-def compression(image: Image.Image, latent: torch.Tensor) -> dict[str, Any]:
-    """How many numbers the picture and its latent hold, and the ratio."""
-    pixels = image.width * image.height * 3
-    c, h, w = latent.shape
+def compression(height: int, width: int, latent_shape: Sequence[int]) -> dict[str, Any]:
+    """How many numbers a height×width RGB picture and its (C, h, w) latent hold, and the ratio."""
+    c, h, w = (int(n) for n in latent_shape)
+    pixels, latent = height * width * 3, c * h * w
     return {
         "pixels": pixels,
-        "latent": c * h * w,
-        "ratio": pixels / (c * h * w),
+        "latent": latent,
+        "ratio": pixels / latent,
+        "height": height,
+        "width": width,
         "channels": c,
         "h": h,
         "w": w,
-        "factor": image.width // w,  # the VAE's downsampling factor f
+        "factor": width // w,  # the VAE's downsampling factor f
     }
 
 
@@ -79,7 +75,7 @@ def edit(latent: torch.Tensor, channel: int | None, scale: float) -> torch.Tenso
     """A copy of `latent` (C, h, w) with `channel` (None: every channel) multiplied by `scale`."""
     c = latent.shape[0]
     if channel is not None and not 0 <= channel < c:
-        raise ValueError(f"channel must be 0 to {c - 1} (the latent has {c}), got {channel}")
+        raise VisitorError(f"channel must be 0 to {c - 1} (the latent has {c}), got {channel}")
     out = latent.clone()  # (C, h, w)
     if channel is None:
         out *= scale
@@ -115,10 +111,14 @@ def round_trip(
         todo.append(edit(z, channel, scale))
     decoded = decode(vae, torch.stack(todo))  # (1 or 2) pictures
     stats = [
-        {"mean": float(ch.mean()), "std": float(ch.std()), "min": float(ch.min()),
-         "max": float(ch.max())}
+        {
+            "mean": float(ch.mean()),
+            "std": float(ch.std()),
+            "min": float(ch.min()),
+            "max": float(ch.max()),
+        }
         for ch in z
-    ]  # fmt: skip
+    ]
     words = ""
     if editing:
         what = "every channel" if channel is None else f"channel {channel}"
@@ -129,7 +129,7 @@ def round_trip(
         channels=dec.channels_to_image(z, upscale),
         reconstruction=decoded[0],
         psnr=psnr(image, decoded[0]),
-        compression=compression(image, z),
+        compression=compression(image.height, image.width, z.shape),
         channel_stats=stats,
         edited=decoded[1] if editing else None,
         edited_psnr=psnr(decoded[0], decoded[1]) if editing else None,

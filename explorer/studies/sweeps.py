@@ -24,7 +24,9 @@ import torch
 
 from explorer.engine.batch import run_batch
 from explorer.engine.capture import prompt_tokens
-from explorer.engine.models import run_copy
+from explorer.engine.models import private_tokenizer, run_copy
+from explorer.engine.tokens import token_kinds
+from explorer.inputs.errors import VisitorError
 from explorer.studies.experiments import Run, pixel_distance
 
 RULES: dict[str, str] = {
@@ -54,18 +56,13 @@ class MagnitudeResult:
 
 
 def own_token_mask(pipe, prompt: str) -> torch.Tensor:
-    """(L,) True at the prompt's own token positions: after BOS, before the first EOS/padding."""
-    tok = pipe.tokenizer
+    """(L,) True at the prompt's own token positions: after BOS, up to the first EOS (the
+    engine's one rule, `explorer.engine.tokens`)."""
+    tok = private_tokenizer(pipe)  # the shared one is not safe across threads
     ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True)[
         "input_ids"
     ]
-    special = set(tok.all_special_ids)
-    mask = torch.zeros(len(ids), dtype=torch.bool)  # (L,)
-    for j, token_id in enumerate(ids[1:], start=1):
-        if token_id in special:
-            break
-        mask[j] = True
-    return mask
+    return torch.tensor([k == "word" for k in token_kinds(ids, tok)], dtype=torch.bool)  # (L,)
 
 
 def scale_rule(
@@ -93,7 +90,7 @@ def scale_rule(
         if empty is None:
             raise ValueError("rule 'from_empty' needs the empty-prompt embedding")
         return empty[None] + k * (z - empty)[None]  # (K, L, D)
-    raise ValueError(f"unknown rule {rule!r}; choose one of: {', '.join(RULES)}")
+    raise VisitorError(f"unknown rule {rule!r}; choose one of: {', '.join(RULES)}")
 
 
 def norms_and_cosines(family: torch.Tensor, ref: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -125,9 +122,9 @@ def scale_embedding(
     runs alone, to within 1/255 in a batch). k = 1 is always computed as the reference.
     """
     if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose one of: {', '.join(RULES)}")
+        raise VisitorError(f"unknown rule {rule!r}; choose one of: {', '.join(RULES)}")
     if not factors:
-        raise ValueError("factors: give at least one factor")
+        raise VisitorError("factors: give at least one factor")
     device = pipe.unet.device
     own = run_copy(pipe)  # its own tokenizer: the shared one is not safe across threads
     z, negative = own.encode_prompt(prompt, device, 1, True, negative_prompt)  # (1, L, D) each
@@ -140,15 +137,26 @@ def scale_embedding(
     batch = asked + ([1.0] if 1.0 not in asked else [])
     family = scale_rule(z[0], batch, rule, empty=empty[0], mask=mask)  # (K, L, D)
     settings = [
-        {"prompt": prompt, "negative_prompt": negative_prompt, "embedding_scale": k,
-         "embedding_rule": rule}
+        {
+            "prompt": prompt,
+            "negative_prompt": negative_prompt,
+            "embedding_scale": k,
+            "embedding_rule": rule,
+        }
         for k in batch
-    ]  # fmt: skip
+    ]
     start = time.perf_counter()
     traces = run_batch(
-        pipe, family, negative.repeat(len(batch), 1, 1), [seed] * len(batch), steps=steps,
-        guidance=guidance, scheduler=scheduler, settings=settings, tokens=prompt_tokens(own, prompt),
-    )  # fmt: skip
+        pipe,
+        family,
+        negative.repeat(len(batch), 1, 1),
+        [seed] * len(batch),
+        steps=steps,
+        guidance=guidance,
+        scheduler=scheduler,
+        settings=settings,
+        tokens=prompt_tokens(own, prompt),
+    )
     seconds = time.perf_counter() - start
     runs = [Run(f"k = {k:g}", k, tr, seconds / len(batch)) for k, tr in zip(batch, traces)]
     reference = runs[batch.index(1.0)]

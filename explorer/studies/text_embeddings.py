@@ -5,8 +5,10 @@ Notation: L = the tokenizer's context (77 in SD), D = the text encoder's width (
 what SD's UNet attends to; CLIP's own text vector is the state at the end token, projected to P
 and divided by its norm (that division happens only inside `CLIPModel.forward`).
 
-Pure functions: numpy or torch in, numpy out; no UI. The CLIP model (vision tower, projections,
-image x text) lives in `explorer.studies.clip_scores`.
+Pure functions: numpy or torch in, numpy out; no UI. A `tokenizer` argument must be the caller's
+own (`explorer.engine.models.private_tokenizer(pipe)`), never a pipeline's shared one: a fast
+tokenizer called from two threads at once pads with the other's settings. The CLIP model (vision
+tower, projections, image x text) lives in `explorer.studies.clip_scores`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from explorer.inputs.controls import token_note
+from explorer.engine.tokens import text_length, token_kinds, token_note
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Tokens:
     @property
     def n_text(self) -> int:
         """Tokens up to and including the end token (the rest is padding)."""
-        return self.kinds.index("end") + 1 if "end" in self.kinds else len(self.kinds)
+        return text_length(self.kinds)
 
 
 def tokenize(tokenizer: Any, prompt: str) -> Tokens:
@@ -51,18 +53,7 @@ def tokenize(tokenizer: Any, prompt: str) -> Tokens:
     full = tokenizer(prompt, truncation=False)["input_ids"]
     ids = tokenizer(prompt, padding="max_length", max_length=L, truncation=True)["input_ids"]
     tokens = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    kinds, ended = [], False
-    for i, t in enumerate(ids):
-        if ended:
-            kinds.append("pad")
-        elif i == 0 and t == bos:
-            kinds.append("start")
-        elif t == eos:
-            kinds.append("end")
-            ended = True
-        else:
-            kinds.append("word")
+    kinds = token_kinds(ids, tokenizer)  # the engine's one rule (explorer.engine.tokens)
     return Tokens(ids=list(ids), tokens=tokens, kinds=kinds, n_full=len(full), max_length=L)
 
 

@@ -1,8 +1,9 @@
 """Maps of high-dimensional points in 2-D: UMAP (McInnes et al. 2018) or PCA.
 
-A Mini latent is 4 x 8 x 8 = 256 numbers, an SD 1.x latent 4 x 64 x 64 = 16,384: every step of a
-run is one point in that space, a run is a path through it. `trajectory_map` puts the paths of
-several runs (prompts x seeds) on ONE shared map, so they can be compared.
+A Mini latent is 4 x 16 x 16 = 1,024 numbers, an SD 1.x latent 4 x 64 x 64 = 16,384: every step
+of a run is one point in that space, a run is a path through it. `trajectory_map` puts the paths
+of several runs (prompts x seeds, e.g. `experiments.prompts_by_seeds`) on ONE shared map, so they
+can be compared.
 
 - PCA: the plane of largest variance (a linear shadow; distances along it are true distances).
 - UMAP: a non-linear map that keeps neighbours near (distances far apart mean little).
@@ -22,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from explorer.inputs.errors import VisitorError
 
 log = logging.getLogger("explorer.studies.trajectories")
 
@@ -128,10 +131,10 @@ def project(
     """(n, ...) points -> 2-D. `method` "umap" or "pca"; PCA stands in for UMAP when n <= 3, or
     while UMAP is still warming up (unless `wait`, which blocks until it is ready)."""
     if method not in ("umap", "pca"):
-        raise ValueError(f"method must be 'umap' or 'pca', got {method!r}")
+        raise VisitorError(f"method must be 'umap' or 'pca', got {method!r}")
     x = np.asarray(points, dtype=np.float32).reshape(len(points), -1)  # (n, d)
     if len(x) == 0:
-        raise ValueError("nothing to map: no points")
+        raise VisitorError("nothing to map: no points")
     note = ""
     if method == "umap":
         if len(x) < UMAP_MIN_POINTS:
@@ -168,12 +171,13 @@ def trajectory_map(
     seed: int = DEFAULT_SEED,
     wait: bool = False,
 ) -> TrajectoryMap:
-    """Map every step of every run together; `runs[r]` is (S_r, ...) (e.g. latents (T+1, C, h, w))."""
+    """Map every step of every run together; `runs[r]` is (S_r, ...) (e.g. latents
+    (T+1, C, h, w))."""
     if len(runs) != len(labels) or not runs:
-        raise ValueError("give one label per run, and at least one run")
+        raise VisitorError("give one label per run, and at least one run")
     flat = [np.asarray(r, dtype=np.float32).reshape(len(r), -1) for r in runs]  # (S_r, d)
     if len({f.shape[1] for f in flat}) != 1:
-        raise ValueError("runs must have latents of the same size to share one map")
+        raise VisitorError("runs must have latents of the same size to share one map")
     proj = project(np.concatenate(flat), method, seed, wait)  # (sum S_r, 2)
     ends = np.cumsum([len(f) for f in flat])[:-1]
     return TrajectoryMap(list(labels), np.split(proj.xy, ends), proj)
@@ -189,28 +193,18 @@ class MapRuns:
 
 
 def map_runs(
-    pipe,
-    prompts: Sequence[str],
-    seeds: Sequence[int],
+    traces: Sequence,
     *,
-    steps: int = 25,
-    guidance: float = 7.5,
     what: str = "latents",
     method: str = "umap",
     map_seed: int = DEFAULT_SEED,
-    progress=None,
 ) -> MapRuns:
-    """Run every prompt with every seed (batched per prompt) and map all their steps together."""
-    from explorer.studies.experiments import compare_seeds
+    """Map all the steps of the given runs together (e.g. `experiments.prompts_by_seeds`'s).
 
+    Each run is labelled by its prompt and seed; `what` picks its points: "latents" or "x0"."""
     if what not in ("latents", "x0"):
-        raise ValueError(f"what must be 'latents' or 'x0', got {what!r}")
-    traces, labels = [], []
-    for i, prompt in enumerate(prompts):
-        if progress is not None:
-            progress(i / len(prompts), f"prompt {i + 1} of {len(prompts)}")
-        result = compare_seeds(pipe, prompt, list(seeds), steps=steps, guidance=guidance)
-        traces += [r.trace for r in result.runs]
-        labels += [f"{prompt[:32]} · seed {s}" for s in seeds]
+        raise VisitorError(f"what must be 'latents' or 'x0', got {what!r}")
+    traces = list(traces)
+    labels = [f"{t.settings['prompt'][:32]} · seed {t.settings['seed']}" for t in traces]
     stacks = [t.latents.numpy() if what == "latents" else t.x0_pred.numpy() for t in traces]
     return MapRuns(traces, trajectory_map(stacks, labels, method, map_seed), what)

@@ -15,9 +15,10 @@ import numpy as np
 from PIL import Image
 
 from explorer.engine.capture import trace as run_trace
+from explorer.engine.tokens import END, START, string_kinds
 from explorer.engine.tracefile import Trace
+from explorer.inputs.errors import VisitorError
 
-START, END = "<|startoftext|>", "<|endoftext|>"  # CLIP's markers (SD 1.x/2.x, the Mini model)
 KIND_LABELS = {"start": "⟨start⟩", "end": "⟨end⟩", "pad": "⟨pad⟩"}
 
 # A dark-to-bright heat ramp (inferno-like): positions in [0, 1] and their RGB colours.
@@ -48,7 +49,7 @@ class WordMaps:
     def of(cls, trace: Trace) -> WordMaps:
         """The maps of a trace recorded with attention=True."""
         if trace.attention is None:
-            raise ValueError("this run has no attention maps: trace it with attention=True")
+            raise VisitorError("this run has no attention maps: trace it with attention=True")
         tokens = list(trace.prompt_tokens)
         return cls(trace.attention.numpy(), tokens, token_kinds(tokens), trace)
 
@@ -66,13 +67,13 @@ class WordMaps:
         if step is None:
             return self.maps.mean(axis=1)
         if not 0 <= step < self.maps.shape[1]:
-            raise ValueError(f"step {step} out of range: this run has {self.maps.shape[1]} steps")
+            raise VisitorError(f"step {step} out of range: this run has {self.maps.shape[1]} steps")
         return self.maps[:, step]
 
 
 def attention_maps(pipe: Any, prompt: str, **trace_kwargs) -> WordMaps:
-    """Run `pipe` on `prompt` (keyword arguments as for `explorer.engine.capture.trace`) and return its
-    cross-attention maps: `.maps` (tokens × steps × h × w) and `.tokens`."""
+    """Run `pipe` on `prompt` (keyword arguments as for `explorer.engine.capture.trace`) and
+    return its cross-attention maps: `.maps` (tokens × steps × h × w) and `.tokens`."""
     return WordMaps.of(run_trace(pipe, prompt, attention=True, **trace_kwargs))
 
 
@@ -86,27 +87,19 @@ def find_token(wm: WordMaps, selector: int | str | None) -> int:
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(wm.tokens):
-            raise ValueError(f"token position {index} out of range: 0 to {len(wm.tokens) - 1}")
+            raise VisitorError(f"token position {index} out of range: 0 to {len(wm.tokens) - 1}")
         return index
     for i, t in enumerate(wm.tokens):
         if t.removesuffix("</w>").lower() == text.lower():
             return i
     known = ", ".join(wm.tokens[i].removesuffix("</w>") for i in wm.words)
-    raise ValueError(f"{selector!r} is not a token of this prompt; its words are: {known}")
+    raise VisitorError(f"{selector!r} is not a token of this prompt; its words are: {known}")
 
 
 def token_kinds(tokens: list[str], start: str = START, end: str = END) -> list[str]:
-    """'start' for the leading start marker, 'end' for the first end marker, 'pad' after it."""
-    kinds, ended = [], False
-    for i, t in enumerate(tokens):
-        if ended:
-            kinds.append("pad")
-        elif t == end:
-            kinds.append("end")
-            ended = True
-        else:
-            kinds.append("start" if i == 0 and t == start else "word")
-    return kinds
+    """'start' for the leading start marker, 'end' for the first end marker, 'pad' after it:
+    the engine's one rule (`explorer.engine.tokens`) on the token strings a trace saves."""
+    return string_kinds(tokens, start, end)
 
 
 def token_label(index: int, token: str, kind: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 
+from explorer.engine.tokens import string_kinds, text_length
 from explorer.engine.tracefile import Trace
 
 # Where each box jumps to: elem_id of a section of the step views.
@@ -40,7 +41,7 @@ def boxes(trace: Trace | None) -> list[tuple[str, str, str, str]]:
         T = trace.num_steps
         H, W = s.get("height", "?"), s.get("width", "?")
         sched = s.get("scheduler", "scheduler")
-        real = sum(1 for t in trace.prompt_tokens if t not in ("<|endoftext|>", "<pad>"))
+        real = text_length(string_kinds(trace.prompt_tokens))  # start, words and end
     return [
         ("Prompt", "text", "your words", "tokens"),
         ("Tokenizer", f"ids {_shape(1, L)}", f"{real} tokens incl. start/end, padded", "tokens"),

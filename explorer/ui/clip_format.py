@@ -1,6 +1,7 @@
 """Formatting for the CLIP & embeddings tab: engine results -> Markdown, figures, gallery items.
 
-Pure functions (no model calls, no events); `explorer.ui.tabs.clip` lays out the tab and wires them.
+Functions of results, no events; only `map_pictures` runs a model (the VAE). The handlers in
+`explorer.ui.clip_handlers` call them; `explorer.ui.tabs.clip` lays out the tab.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ NOTES = {  # what each sub-tab shows, in plain words
 
 def tokens_note(r: TokenStates) -> str:
     """Warnings, counts, the shared prefix and the token table of prompt A."""
-    rows = [f"| {i} | `{t}` | {k} | {r.a.ids[i]} |"
-            for i, (t, k) in enumerate(zip(r.a.tokens, r.a.kinds)) if k != "pad"]  # fmt: skip
+    rows = [
+        f"| {i} | `{t}` | {k} | {r.a.ids[i]} |"
+        for i, (t, k) in enumerate(zip(r.a.tokens, r.a.kinds))
+        if k != "pad"
+    ]
     pads = r.a.kinds.count("pad")
     return (
         ("⚠ " + r.a.warning + "  \n" if r.a.warning else "")
@@ -57,15 +61,23 @@ def tokens_note(r: TokenStates) -> str:
         + f"A and B share their first **{r.shared}** tokens: those rows are identical "
         + "(cosine 1.00 on the diagonal).\n\n| position | token | kind | id |\n|---|---|---|---|\n"
         + "\n".join(rows)
-        + (f"\n| {r.a.n_text}…{r.a.max_length - 1} | `{r.a.tokens[-1]}` | pad ×{pads} | {r.a.ids[-1]} |" if pads else "")
-    )  # fmt: skip
+        + (
+            f"\n| {r.a.n_text}…{r.a.max_length - 1} | `{r.a.tokens[-1]}` | pad ×{pads} "
+            f"| {r.a.ids[-1]} |"
+            if pads
+            else ""
+        )
+    )
 
 
 def loss_text(r: clipmod.ImageText) -> str:
     """The logit scale, the diagonal hits and the contrastive loss, written out."""
     n, m = r.similarity.shape
-    head = (f"**{r.source}** · exp(logit_scale) = **{r.logit_scale:.2f}** (temperature "
-            f"{1 / r.logit_scale:.4f}) · diagonal is the row maximum in **{r.diagonal_hits()} of {min(n, m)}** rows")  # fmt: skip
+    head = (
+        f"**{r.source}** · exp(logit_scale) = **{r.logit_scale:.2f}** (temperature "
+        f"{1 / r.logit_scale:.4f}) · diagonal is the row maximum in "
+        f"**{r.diagonal_hits()} of {min(n, m)}** rows"
+    )
     if r.loss is None:
         return head + f"  \nNo contrastive loss: it needs as many captions as images ({n} vs {m})."
     mean, i2t, t2i = r.loss
@@ -76,10 +88,24 @@ def loss_text(r: clipmod.ImageText) -> str:
     )
 
 
-def map_view(runs: maps.MapRuns, step: int):
-    """The map with `step` ringed on every run, and each run's x0 picture at that step."""
-    m, t0 = runs.map, runs.traces[0]
-    T = t0.num_steps
+def map_note(runs: maps.MapRuns) -> str:
+    """How many runs and points were mapped, and how."""
+    p = runs.map.projection
+    return (
+        f"{len(runs.traces)} runs × {len(runs.map.paths[0])} points, "
+        f"{runs.traces[0].latents[0].numel()} numbers each, mapped with **{p.method.upper()}**"
+        + (f" · ⚠ {p.note}" if p.note else "")
+        + (
+            f" · PCA axes hold {p.explained[0]:.0%} and {p.explained[1]:.0%} of the variance"
+            if p.explained
+            else ""
+        )
+    )
+
+
+def map_figure(runs: maps.MapRuns, step: int):
+    """The map with `step` ringed on every run."""
+    m = runs.map
     hover = []
     for tr, xy in zip(runs.traces, m.paths):
         ts = [float(t) for t in tr.timesteps]
@@ -89,13 +115,18 @@ def map_view(runs: maps.MapRuns, step: int):
                 + [f"after step {s} (t={ts[s - 1]:.0f})" for s in range(1, len(xy))]
             )
         else:
-            hover.append([f"x0 predicted at step {s + 1} (t={ts[s]:.0f})" for s in range(len(xy))])  # fmt: skip
+            hover.append([f"x0 predicted at step {s + 1} (t={ts[s]:.0f})" for s in range(len(xy))])
     title = f"{len(runs.traces)} runs on one {m.projection.method.upper()} map ({runs.what})"
-    fig = charts.map_figure(
+    return charts.map_figure(
         m.labels, m.paths, title, hover=hover, highlight=step, note=m.projection.note
     )
+
+
+def map_pictures(runs: maps.MapRuns, step: int) -> list[tuple]:
+    """Each run's x0 picture at `step` (decoded by the VAE: call it through `run_engine`)."""
+    T = runs.traces[0].num_steps
     index = min(max(step - (runs.what == "latents"), 0), T - 1)  # the x0 of that step
-    pics = [
-        (tr.decode(steps=[index], what="x0")[0], label) for tr, label in zip(runs.traces, m.labels)
+    return [
+        (tr.decode(steps=[index], what="x0")[0], label)
+        for tr, label in zip(runs.traces, runs.map.labels)
     ]
-    return fig, pics

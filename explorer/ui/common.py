@@ -1,24 +1,31 @@
-"""What every tab shares: the app context, page CSS, error reporting and small formatters.
+"""What every tab shares: the app context, the engine wrapper, error reporting, small formatters.
 
 A tab module exposes `TITLE` and `create_tab(ctx: AppContext)`; it builds its components inside
-the open `gr.Blocks` and wires its events. Tabs get the pipeline only through `ctx.pipe()`, so
-nothing loads until a visitor runs something (or the app warms up at launch).
+the open `gr.Blocks` and wires its events to module-level handlers with `bind`. Tabs get the
+pipeline only through `ctx.pipe()`, so nothing loads until a visitor runs something (or the app
+warms up at launch), and run it only through `run_engine`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
 from explorer.engine import threads
-from explorer.engine.models import private_tokenizer
-from explorer.inputs.controls import ControlError, RunSettings, token_note
+from explorer.engine.models import ModelError, private_tokenizer
+from explorer.engine.runzip import RunFileError
+from explorer.engine.tokens import token_note
+from explorer.inputs.controls import RunSettings
+from explorer.inputs.errors import VisitorError
 
 log = logging.getLogger("explorer.ui")
 
@@ -42,6 +49,9 @@ MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more fine
 QUEUE_SIZE = 64  # requests waiting at most; more are told the queue is full
 RUN_CONCURRENCY = 2  # single runs at once (CPU cores are few); heavier tabs should use 1
 VIEW_CONCURRENCY = 4  # redraws of views from a finished run (no model call)
+# The engine's errors whose messages are written for visitors (the engine imports no other
+# layer, so they cannot subclass `VisitorError`): a model that cannot be used, a bad saved run.
+VISITOR_ENGINE_ERRORS = (ModelError, RunFileError)
 
 
 @dataclass
@@ -101,29 +111,120 @@ def gpu(fn: Callable) -> Callable:
     return spaces.GPU(fn)
 
 
+# ---- the one way a handler runs the model -----------------------------------------------------
+
+_IN_ENGINE: contextvars.ContextVar[bool] = contextvars.ContextVar("in_engine", default=False)
+
+
+def in_engine() -> bool:
+    """True while `run_engine` runs its call (tests check every model call happens inside it)."""
+    return _IN_ENGINE.get()
+
+
+@contextlib.contextmanager
+def _inside() -> Iterator[None]:
+    token = _IN_ENGINE.set(True)
+    try:
+        yield
+    finally:
+        _IN_ENGINE.reset(token)
+
+
 @gpu
+def _call(fn: Callable, args: tuple, kwargs: dict):
+    with _inside():
+        return fn(*args, **kwargs)
+
+
+@gpu
+def _stream(fn: Callable, args: tuple, kwargs: dict) -> Iterator:
+    steps = fn(*args, **kwargs)
+    try:
+        while True:
+            with _inside():  # around each step only: the caller runs between them
+                try:
+                    item = next(steps)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        with _inside():
+            steps.close()
+
+
 def run_engine(fn: Callable, *args, **kwargs):
-    """An engine call that runs the model (on a ZeroGPU Space this is the GPU function)."""
-    return fn(*args, **kwargs)
+    """Run `fn(*args, **kwargs)`, a call that runs a model, as the GPU function of a ZeroGPU Space.
+
+    Every handler reaches the pipeline's (or a CLIP's) modules through here and nowhere else. A
+    generator function streams: its items are yielded as they come (on a ZeroGPU Space, out of the
+    GPU worker). Loading a model, reading files and arithmetic on results stay outside.
+    """
+    if inspect.isgeneratorfunction(fn):
+        return _stream(fn, args, kwargs)
+    return _call(fn, args, kwargs)
+
+
+def bind(fn: Callable, *first, outputs: dict[str, Any] | None = None) -> Callable:
+    """`fn(*first, *values)` as a gradio event handler, its errors reported (`visitor_errors`).
+
+    `first` (the tab's context, its stop flags) is bound. The handler's signature is `fn`'s less
+    the bound arguments, so the API keeps `fn`'s parameter names and gradio still injects
+    `gr.Request`, `gr.Progress` and event data. With `outputs` (name -> component, in the event's
+    output order) `fn` returns or yields dicts keyed by those names, any subset of them, and gradio
+    gets them keyed by component; an empty dict changes nothing.
+    """
+    by_name = (lambda values: values) if outputs is None else functools.partial(_keyed, outputs)
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            steps = fn(*first, *args, **kwargs)
+            try:
+                for values in steps:
+                    yield by_name(values)
+            finally:  # a cancelled event closes this generator: close fn's too
+                steps.close()
+
+    else:
+
+        @functools.wraps(fn)
+        def handler(*args, **kwargs):
+            return by_name(fn(*first, *args, **kwargs))
+
+    signature = inspect.signature(fn)
+    names = list(signature.parameters)[: len(first)]
+    handler.__signature__ = signature.replace(
+        parameters=list(signature.parameters.values())[len(first) :]
+    )
+    handler.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in names}
+    return visitor_errors(handler)
+
+
+def _keyed(outputs: dict[str, Any], values: dict[str, Any]) -> dict:
+    if not values:
+        return gr.skip()
+    return {outputs[name]: value for name, value in values.items()}
 
 
 def visitor_errors(fn: Callable) -> Callable:
-    """Turn known input errors into a plain `gr.Error`; hide anything else's traceback.
+    """Report a handler's errors to the visitor: their own words for bad input, one line else.
 
+    `gr.Error` passes through. `VisitorError` (every inputs and studies error a visitor may cause)
+    and the engine's errors written for visitors (`VISITOR_ENGINE_ERRORS`) show their message as
+    it is. Anything else is a bug: it is logged in full on the server, and the visitor is told so
+    in one line, without its text (a torch or diffusers message is no advice).
     Works for plain functions and generators. Each call (each step of a generator) first gives
     its worker thread the app's base torch thread count (`threads.pin`): a gradio worker born
-    during a widened batch would otherwise keep every core for good. `ValueError` subclasses of
-    ours (controls, model, run files) carry messages written for visitors; other exceptions are
-    logged in full on the server and reported to the visitor in one line.
+    during a widened batch would otherwise keep every core for good.
     """
 
     def report(e: Exception) -> gr.Error:
         if isinstance(e, gr.Error):
             return e
-        if isinstance(e, ControlError | ValueError):
+        if isinstance(e, (VisitorError, *VISITOR_ENGINE_ERRORS)):
             return gr.Error(str(e), print_exception=False)
         log.exception("handler %s failed", fn.__name__)
-        return gr.Error(f"Something went wrong ({type(e).__name__}); the server log has details.")
+        return gr.Error(internal_error(e), print_exception=False)
 
     if _is_generator(fn):
 
@@ -156,9 +257,15 @@ def visitor_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def _is_generator(fn: Callable) -> bool:
-    import inspect
+def internal_error(e: BaseException) -> str:
+    """What a visitor is told of an error that is not about their input."""
+    return (
+        f"Internal error ({type(e).__name__}) — this is a bug, not your input; "
+        "the server log has details."
+    )
 
+
+def _is_generator(fn: Callable) -> bool:
     return inspect.isgeneratorfunction(fn)
 
 

@@ -31,21 +31,29 @@ DEFAULTS = {
 
 # Sub-tabs: the lists each one takes (kind, label) and what it shows, in plain words.
 PANELS: dict[str, tuple[list[tuple[str, str]], str]] = {
-    "steps": ([("steps", "Step counts")],
-              "Same prompt, same seed (so the same starting noise), different numbers of steps."),
-    "magnitude": ([("magnitude", "Factors k")],
-                  "The prompt's embedding z scaled by k. With 'multiply' the direction never "
-                  "changes (cosine to k = 1 is 1.0 for every k > 0) but the length does, and so "
-                  "does the picture. All factors run as one batch from one shared noise."),
-    "guidance": ([("guidance", "Guidance scales")],
-                 "ε = ε_u + g·(ε_c − ε_u): the chart shows the size of g·(ε_c − ε_u) at every step."),
-    "schedulers": ([("scheduler", "Schedulers"), ("curve", "Step counts for the accuracy chart")],
-                   "Sampling solves a differential equation step by step. Each scheduler runs at "
-                   "the base step count; the chart measures how far each lands from a DDIM "
-                   "200-step reference as the steps grow (log-log: steeper = higher order)."),
+    "steps": (
+        [("steps", "Step counts")],
+        "Same prompt, same seed (so the same starting noise), different numbers of steps.",
+    ),
+    "magnitude": (
+        [("magnitude", "Factors k")],
+        "The prompt's embedding z scaled by k. With 'multiply' the direction never "
+        "changes (cosine to k = 1 is 1.0 for every k > 0) but the length does, and so "
+        "does the picture. All factors run as one batch from one shared noise.",
+    ),
+    "guidance": (
+        [("guidance", "Guidance scales")],
+        "ε = ε_u + g·(ε_c − ε_u): the chart shows the size of g·(ε_c − ε_u) at every step.",
+    ),
+    "schedulers": (
+        [("scheduler", "Schedulers"), ("curve", "Step counts for the accuracy chart")],
+        "Sampling solves a differential equation step by step. Each scheduler runs at "
+        "the base step count; the chart measures how far each lands from a DDIM "
+        "200-step reference as the steps grow (log-log: steeper = higher order).",
+    ),
     "seeds": ([("seed", "Seeds")], "Same prompt and settings, different starting noise."),
     "grid": ([], "Any two settings as rows and columns. The labelled grid downloads as one PNG."),
-}  # fmt: skip
+}
 
 
 def parse_list(kind: str, text: str, name: str | None = None, max_count: int | None = None) -> list:

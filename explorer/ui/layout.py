@@ -1,8 +1,8 @@
 """The page: a header and one tab per tab module; launch options shared by the app and tests.
 
 A tab module is any module with `TITLE` and `create_tab(ctx)`; `TABS` lists the ones the app
-shows, in order. To add a tab, write `explorer/ui/<name>.py` with those two names and append its
-module path to `TABS`.
+shows, in order. To add a tab, write `explorer/ui/tabs/<name>.py` with those two names and append
+its module path to `TABS`.
 """
 
 from __future__ import annotations

@@ -1,25 +1,36 @@
 """The step views: every view of one run, reusable by any tab.
 
-    views = StepViews.build()               # inside gr.Blocks: lays out all views
-    event.then(fn, ..., outputs=views.outputs)
-    return views.render(RunView.of(trace))  # values for views.outputs, in order
+    views = StepViews.build()                 # inside gr.Blocks: lays out all views
+    event.then(fn, ..., outputs=views.outputs)  # every view, in the order of RUN_VIEWS + STEP_VIEWS
+    return views.render(RunView.of(trace))    # {component: value} for every view
 
-`render` fills every view from a finished (or loaded) run; the step slider re-renders only the
-per-step views (`step_outputs`). The run lives in `views.state` (a `RunView`), so a tab such as
+Views are named once, in `RUN_VIEWS` and `STEP_VIEWS`; `run_values` and `step_values` give their
+values by name (a tab handler bound with `bind(..., outputs={..., **views.components})` returns
+them as they are). `render` fills every view from a finished (or loaded) run; the step slider
+re-renders only the `STEP_VIEWS`. The run lives in `views.state` (a `RunView`), so a tab such as
 the experiments tab can "open a run in the step views" by rendering its Trace here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
 from explorer.charts import run_figures
+from explorer.engine.tokens import string_kinds, text_length
 from explorer.engine.tracefile import Trace
 from explorer.studies import anatomy
 from explorer.ui.architecture import VIEW_IDS, architecture_html
-from explorer.ui.common import VIEW_CONCURRENCY, explain, human_bytes, pixel_gallery, pixel_image
+from explorer.ui.common import (
+    VIEW_CONCURRENCY,
+    bind,
+    explain,
+    human_bytes,
+    pixel_gallery,
+    pixel_image,
+)
 from explorer.ui.texts import TEXTS
 
 TENSOR_HEADERS = ["name", "shape", "dtype", "size", "what it holds"]
@@ -56,16 +67,136 @@ def latent_captions(images: list, img2img: bool = False) -> list[tuple]:
 def tokens_markdown(trace: Trace) -> str:
     """The tokens the encoder saw, padding summarized."""
     tokens = trace.prompt_tokens
-    pad = tokens[-1] if tokens else ""
-    real = len(tokens)
-    while real > 1 and tokens[real - 1] == pad and tokens[real - 2] == pad:
-        real -= 1
+    real = text_length(string_kinds(tokens))  # start, words and end: the engine's one rule
+    pad = tokens[min(real, len(tokens) - 1)] if tokens else ""
     shown = " ".join(f"`{t}`" for t in tokens[:real])
-    return f"**{real} tokens** then {len(tokens) - real} × `{pad}` padding ({len(tokens)} in all): {shown}"
+    padding = f"{len(tokens) - real} × `{pad}` padding ({len(tokens)} in all)"
+    return f"**{real} tokens** then {padding}: {shown}"
+
+
+# ---- the views, by name -------------------------------------------------------------------------
+
+# Every view of a run, in output order (the API's order too): `run_values` fills them all.
+RUN_VIEWS = (
+    "state",  # the RunView itself (a gr.State)
+    "step",  # the step slider
+    "architecture",
+    "gallery_xt",
+    "gallery_x0",
+    "gallery_noise",
+    "plot_schedule",
+    "plot_latent",
+    "plot_frequency",
+    "plot_coefficients",
+    "plot_guidance",
+    "tokens",
+    "tensors",
+)
+# The views of the selected step (last in the output order): the slider re-renders only these.
+STEP_VIEWS = (
+    "step_info",
+    "equation",
+    "use_xt",
+    "use_eps",
+    "use_removed",
+    "use_next",
+    "use_x0",
+    "guidance_norms",
+    "g_uncond",
+    "g_text",
+    "g_guided",
+    "g_diff",
+    "compression",
+    "channels",
+    "decoded",
+)
+NO_RUN = "Run a prompt to see its steps."
+PLOTS = ("schedule", "latent", "frequency", "coefficients", "guidance")  # run_figures' keys
+
+
+def run_values(view: RunView, step: int | None = None) -> dict[str, Any]:
+    """Every view's value, by name: the whole run, with `step` (1..T, default T) selected."""
+    trace, pics = view.trace, view.pictures
+    T = trace.num_steps
+    step = T if step is None else max(1, min(int(step), T))
+    figures = run_figures(trace)
+    rows = [
+        [r["name"], r["shape"], r["dtype"], human_bytes(r["bytes"]), r["what it holds"]]
+        for r in anatomy.tensor_inventory(trace)
+    ]
+    return {
+        "state": view,
+        "step": gr.Slider(minimum=1, maximum=max(T, 2), value=step, step=1, interactive=T > 1),
+        "architecture": architecture_html(trace),
+        "gallery_xt": latent_captions(pics.latents, trace.settings.get("mode") == "img2img"),
+        "gallery_x0": step_captions(trace, pics.x0),
+        "gallery_noise": step_captions(trace, pics.noise),
+        **{f"plot_{name}": figures[name] for name in PLOTS},
+        "tokens": tokens_markdown(trace),
+        "tensors": rows,
+        **step_values(view, step),
+    }
+
+
+def step_values(view: RunView | None, step: int) -> dict[str, Any]:
+    """The selected step's views, by name, at step `step` (1..T, as the slider counts)."""
+    if view is None:
+        return {**dict.fromkeys(STEP_VIEWS), "step_info": NO_RUN}
+    trace, pics = view.trace, view.pictures
+    i = max(1, min(int(step), trace.num_steps)) - 1  # index into the per-step tensors
+    p = anatomy.step_parts(trace, i)
+    use = anatomy.latent_pictures(trace, [p.x_t, p.eps, p.removed, p.x_next])
+    return {
+        "step_info": (
+            f"**Step {i + 1} of {trace.num_steps}** · timestep t = {p.timestep:.0f} · "
+            f"ᾱ_t = {p.alpha_bar:.4f} (signal share) · decoded with {pics.method}"
+        ),
+        "equation": (
+            f"x_(t−1) = **{p.a:.4f}** · x_t + (**{p.b:+.4f}**) · ε — this explains x_(t−1) "
+            f"up to {p.residual:.1%} (the rest: history or fresh noise)."
+        ),
+        **dict(zip(("use_xt", "use_eps", "use_removed", "use_next"), use, strict=True)),
+        "use_x0": pics.x0[i],
+        **guidance_values(trace, i),
+        "compression": compression_text(trace),
+        "channels": anatomy.channels_image(trace, i + 1),
+        "decoded": pics.latents[i + 1],
+    }
+
+
+def guidance_values(trace: Trace, i: int) -> dict[str, Any]:
+    """The guidance views of step index `i`: the norms and ε_u, ε_c, ε, ε_c − ε_u."""
+    names = ("g_uncond", "g_text", "g_guided", "g_diff")
+    g = anatomy.guidance_parts(trace, i)
+    if g is None:
+        off = (
+            "Guidance was off (scale ≤ 1): the UNet ran once per step, without the negative prompt."
+        )
+        return {"guidance_norms": off, **dict.fromkeys(names)}
+    pictures = anatomy.noise_pictures(trace, [g.uncond, g.text, g.guided, g.difference])
+    return {
+        "guidance_norms": " · ".join(f"‖{k}‖ = {v:.2f}" for k, v in g.norms.items()),
+        **dict(zip(names, pictures, strict=True)),
+    }
+
+
+def compression_text(trace: Trace) -> str:
+    """How much smaller the latent is than the picture, in numbers."""
+    c = anatomy.compression(trace)
+    return (
+        f"{c['height']}×{c['width']} pixels × 3 colours = **{c['pixels']:,} numbers**; the latent "
+        f"is {c['channels']} × {c['h']} × {c['w']} = **{c['latent']:,} numbers**: "
+        f"{c['ratio']:.0f}× smaller. The UNet works only on the latent."
+    )
 
 
 class StepViews:
-    """The components of the step views; build inside an open `gr.Blocks`."""
+    """The components of the step views; build inside an open `gr.Blocks`.
+
+    `components` maps each name of `RUN_VIEWS` and `STEP_VIEWS` to its component, in that order.
+    """
+
+    components: dict[str, gr.components.Component]
 
     @classmethod
     def build(cls) -> StepViews:
@@ -82,7 +213,25 @@ class StepViews:
                 scale=3,
                 elem_id="step-slider",
             )
-            self.step_info = gr.Markdown("Run a prompt to see its steps.", elem_id="step-info")
+            self.step_info = gr.Markdown(NO_RUN, elem_id="step-info")
+        self._build_steps()
+        self._build_parts()
+        self._build_run()
+        self.components = {name: getattr(self, name) for name in (*RUN_VIEWS, *STEP_VIEWS)}
+        step_views = {name: self.components[name] for name in STEP_VIEWS}
+        self.step.input(  # the visitor's own moves only (not a run setting the slider)
+            bind(step_values, outputs=step_views),
+            [self.state, self.step],
+            list(step_views.values()),
+            api_visibility="private",
+            trigger_mode="always_last",
+            show_progress="hidden",
+            concurrency_limit=VIEW_CONCURRENCY,
+            concurrency_id="views",
+        )
+        return self
+
+    def _build_steps(self) -> None:
         with gr.Column(elem_id=VIEW_IDS["steps"]):
             gr.Markdown("### Every step: noisy latent, predicted image, predicted noise")
             explain(TEXTS["steps"])
@@ -91,6 +240,8 @@ class StepViews:
             self.gallery_noise = pixel_gallery(
                 "ε: the noise predicted at each step (contrast-stretched)"
             )
+
+    def _build_parts(self) -> None:
         with gr.Column(elem_id=VIEW_IDS["scheduler"]):
             gr.Markdown("### How the predicted noise is used (selected step)")
             explain(TEXTS["scheduler"])
@@ -117,6 +268,8 @@ class StepViews:
             with gr.Row():
                 self.channels = pixel_image("the latent after this step: its channels", scale=3)
                 self.decoded = pixel_image("the same latent decoded", scale=1)
+
+    def _build_run(self) -> None:
         with gr.Column(elem_id=VIEW_IDS["charts"]):
             gr.Markdown("### Over the whole run")
             explain(TEXTS["charts"])
@@ -135,99 +288,12 @@ class StepViews:
             gr.Markdown("### Every captured tensor")
             explain(TEXTS["tensors"])
             self.tensors = gr.Dataframe(headers=TENSOR_HEADERS, interactive=False, wrap=True)
-        self.step.input(  # the visitor's own moves only (not a run setting the slider)
-            self.render_step,
-            [self.state, self.step],
-            self.step_outputs,
-            api_visibility="private",
-            trigger_mode="always_last",
-            show_progress="hidden",
-            concurrency_limit=VIEW_CONCURRENCY,
-            concurrency_id="views",
-        )
-        return self
-
-    # ---- outputs ------------------------------------------------------------------------
-
-    @property
-    def step_outputs(self) -> list:
-        """Views that depend on the selected step (the slider updates only these)."""
-        return [
-            self.step_info, self.equation, self.use_xt, self.use_eps, self.use_removed,
-            self.use_next, self.use_x0, self.guidance_norms, self.g_uncond, self.g_text,
-            self.g_guided, self.g_diff, self.compression, self.channels, self.decoded,
-        ]  # fmt: skip
 
     @property
     def outputs(self) -> list:
-        """Every view (for `render`), the state first, then the slider."""
-        return [
-            self.state, self.step, self.architecture, self.gallery_xt, self.gallery_x0,
-            self.gallery_noise, self.plot_schedule, self.plot_latent, self.plot_frequency,
-            self.plot_coefficients, self.plot_guidance, self.tokens, self.tensors,
-            *self.step_outputs,
-        ]  # fmt: skip
+        """Every view, in output order (an event that calls `render` lists these)."""
+        return list(self.components.values())
 
-    # ---- rendering ----------------------------------------------------------------------
-
-    def render(self, view: RunView, step: int | None = None) -> list:
-        """Values for `outputs`: the whole run, with `step` (1..T, default T) selected."""
-        trace, pics = view.trace, view.pictures
-        T = trace.num_steps
-        step = T if step is None else max(1, min(int(step), T))
-        figures = run_figures(trace)
-        rows = [
-            [r["name"], r["shape"], r["dtype"], human_bytes(r["bytes"]), r["what it holds"]]
-            for r in anatomy.tensor_inventory(trace)
-        ]
-        return [
-            view,
-            gr.Slider(minimum=1, maximum=max(T, 2), value=step, step=1, interactive=T > 1),
-            architecture_html(trace),
-            latent_captions(pics.latents, trace.settings.get("mode") == "img2img"),
-            step_captions(trace, pics.x0),
-            step_captions(trace, pics.noise),
-            figures["schedule"],
-            figures["latent"],
-            figures["frequency"],
-            figures["coefficients"],
-            figures["guidance"],
-            tokens_markdown(trace),
-            rows,
-            *self.render_step(view, step),
-        ]
-
-    @staticmethod
-    def render_step(view: RunView | None, step: int) -> list:
-        """Values for `step_outputs` at step `step` (1..T, as the slider and captions count)."""
-        if view is None:
-            return ["Run a prompt to see its steps."] + [None] * 14
-        trace, pics = view.trace, view.pictures
-        i = max(1, min(int(step), trace.num_steps)) - 1  # index into the per-step tensors
-        p = anatomy.step_parts(trace, i)
-        latent_pics = anatomy.latent_pictures(trace, [p.x_t, p.eps, p.removed, p.x_next])
-        info = (
-            f"**Step {i + 1} of {trace.num_steps}** · timestep t = {p.timestep:.0f} · "
-            f"ᾱ_t = {p.alpha_bar:.4f} (signal share) · decoded with {pics.method}"
-        )
-        equation = (
-            f"x_(t−1) = **{p.a:.4f}** · x_t + (**{p.b:+.4f}**) · ε"
-            f" — this explains x_(t−1) up to {p.residual:.1%} (the rest: history or fresh noise)."
-        )
-        g = anatomy.guidance_parts(trace, i)
-        if g is None:
-            norms = "Guidance was off (scale ≤ 1): the UNet ran once per step, without the negative prompt."
-            g_pics = [None] * 4
-        else:
-            norms = " · ".join(f"‖{k}‖ = {v:.2f}" for k, v in g.norms.items())
-            g_pics = anatomy.noise_pictures(trace, [g.uncond, g.text, g.guided, g.difference])
-        c = anatomy.compression(trace)
-        compression = (
-            f"{c['height']}×{c['width']} pixels × 3 colours = **{c['pixels']:,} numbers**; the latent is "
-            f"{c['channels']} × {c['h']} × {c['w']} = **{c['latent']:,} numbers**: "
-            f"{c['ratio']:.0f}× smaller. The UNet works only on the latent."
-        )
-        return [
-            info, equation, *latent_pics, pics.x0[i], norms, *g_pics, compression,
-            anatomy.channels_image(trace, i + 1), pics.latents[i + 1],
-        ]  # fmt: skip
+    def render(self, view: RunView, step: int | None = None) -> dict:
+        """`run_values` keyed by component, for an event whose outputs include `outputs`."""
+        return {self.components[name]: value for name, value in run_values(view, step).items()}

@@ -2,7 +2,8 @@
 
 An uploaded file reaches the handler as a path, unopened: gradio's own image preprocessing would
 open it with PIL before any handler runs, so a zero-byte file or a decompression bomb would fail
-there with a traceback. `explorer.inputs.uploads` opens it instead and answers every bad case in words.
+there with a traceback. `explorer.inputs.uploads` opens it instead and answers every bad case in
+words.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.engine.capture import trace
+from explorer.engine.models import image_size
 from explorer.inputs import uploads as images
 from explorer.inputs.controls import validate_int, validate_run
 from explorer.inputs.uploads import FIT_WORDS, Loaded
-from explorer.ui.common import notes_markdown, prompt_notes
+from explorer.ui.common import notes_markdown, prompt_notes, run_engine
 from explorer.ui.widgets import control_input
 
 
@@ -51,10 +53,8 @@ def fit_choice() -> gr.Radio:
 
 def model_size(pipe) -> tuple[int, int]:
     """(width, height) of the pictures the pipeline makes by default."""
-    size = pipe.unet.config.sample_size
-    h, w = (size, size) if isinstance(size, int) else size
-    f = int(pipe.vae_scale_factor)
-    return w * f, h * f
+    height, width = image_size(pipe)
+    return width, height
 
 
 def load(pipe, upload: str | None, how: str) -> Loaded:
@@ -86,6 +86,6 @@ def picture(pipe, upload: str | None, how: str, prompt, seed) -> tuple:
         loaded = load(pipe, upload, how)
         return loaded.image, notes_text(loaded)
     s = validate_run(prompt, seed=validate_int("seed", seed))
-    image = trace(pipe, s.prompt, seed=s.seed).image
+    image = run_engine(trace, pipe, s.prompt, seed=s.seed).image
     notes = notes_markdown(prompt_notes(pipe, s))
     return image, f"{notes}No upload: generated “{s.prompt}” (seed {s.seed}, {s.steps} steps).  \n"

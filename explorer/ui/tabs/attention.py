@@ -3,13 +3,14 @@
 Events (api names in brackets):
   Run  -> run the prompt with cross-attention capture and show the picked token [/attention]
   token picker, step slider, "all steps" -> re-render from the stored run (no model call)
-Handlers only validate (`explorer.inputs.controls`, `explorer.studies.word_maps.find_token`), call the engine
-(`explorer.studies.word_maps`) and format.
+Handlers only validate (`explorer.inputs.controls`, `explorer.studies.word_maps.find_token`),
+call the engine (`explorer.studies.word_maps`, through `run_engine`) and format.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 from PIL import Image
@@ -26,13 +27,13 @@ from explorer.ui.common import (
     RUN_CONCURRENCY,
     VIEW_CONCURRENCY,
     AppContext,
+    bind,
     explain,
-    gpu,
     notes_markdown,
     pixel_gallery,
     pixel_image,
     prompt_notes,
-    visitor_errors,
+    run_engine,
 )
 from explorer.ui.widgets import control_input
 
@@ -48,6 +49,7 @@ EXPLAIN = (
     "most of it: it is where a position looks when no word matters to it. ⟨end⟩ and ⟨pad⟩ "
     "carry a summary of the whole prompt (the text encoder reads left to right)."
 )
+VIEWS = ("final", "x0", "words", "numbers")  # what `render` returns, in order
 
 
 @dataclass
@@ -56,13 +58,6 @@ class AttentionRun:
 
     maps: wordmaps.WordMaps
     x0: list[Image.Image]
-
-
-@gpu
-def _engine(pipe, settings) -> AttentionRun:
-    """The model run (on a ZeroGPU Space this is the GPU function)."""
-    wm = wordmaps.attention_maps(pipe, settings.prompt, **settings.trace_kwargs())
-    return AttentionRun(wm, wm.trace.decode(what="x0"))
 
 
 def _step(run: AttentionRun, step, all_steps: bool) -> int | None:
@@ -78,7 +73,10 @@ def _step(run: AttentionRun, step, all_steps: bool) -> int | None:
 def render(run: AttentionRun, token, step, all_steps: bool) -> list:
     """[final overlay, x0 overlay, small multiples, numbers] for the picked token and step."""
     wm = run.maps
-    index = wordmaps.find_token(wm, token)
+    try:
+        index = wordmaps.find_token(wm, token)
+    except ValueError as e:  # the study's words are for the visitor: a picked token is input
+        raise ControlError(str(e)) from None
     at = _step(run, step, all_steps)
     heat = wm.at(at)[index]  # (h, w)
     shown_x0 = len(run.x0) - 1 if at is None else at
@@ -99,25 +97,81 @@ def render(run: AttentionRun, token, step, all_steps: bool) -> list:
     ]
 
 
+def attention_run(pipe, settings) -> AttentionRun:
+    """The model run with cross-attention capture, and the x0 of every step (for `run_engine`)."""
+    wm = wordmaps.attention_maps(pipe, settings.prompt, **settings.trace_kwargs())
+    return AttentionRun(wm, wm.trace.decode(what="x0"))
+
+
+def run_attention(
+    ctx: AppContext,
+    prompt,
+    negative_prompt,
+    seed,
+    steps,
+    guidance,
+    scheduler,
+    token_choice,
+    step_value,
+    average,
+    progress=gr.Progress(track_tqdm=True),  # noqa: B008 - how gradio injects progress
+) -> dict[str, Any]:
+    """Run the prompt; show the picked token (an unknown one falls back to the first word)."""
+    settings = validate_run(prompt, negative_prompt, seed, steps, guidance, scheduler)
+    step_value = validate_int_range("step", step_value, 1, int(CONTROLS["steps"].maximum))
+    pipe = ctx.pipe()
+    notes = prompt_notes(pipe, settings)
+    run = run_engine(attention_run, pipe, settings)
+    n_steps = len(run.x0)
+    if step_value > n_steps and not average:
+        notes.append(f"this run has {n_steps} steps: showing step {n_steps}")
+    step_value = min(step_value, n_steps)
+    try:
+        picked = wordmaps.find_token(run.maps, token_choice)
+    except ValueError as e:
+        picked = wordmaps.find_token(run.maps, None)
+        notes.append(f"{e}; showing {run.maps.labels()[picked]}")
+    picked = run.maps.labels()[picked]
+    for n in notes:
+        gr.Warning(n)
+    shown = dict(zip(VIEWS, render(run, picked, step_value, bool(average)), strict=True))
+    shown["numbers"] = notes_markdown(notes) + shown["numbers"]
+    return {
+        **shown,
+        "token": gr.update(choices=run.maps.labels(), value=picked),
+        "step": gr.update(maximum=n_steps, value=step_value),
+        "state": run,
+    }
+
+
+def rerender(run: AttentionRun | None, token_choice, step_value, average) -> dict[str, Any]:
+    """The stored run for another token or step (no model call)."""
+    if run is None:
+        return {}
+    return dict(zip(VIEWS, render(run, token_choice, step_value, bool(average)), strict=True))
+
+
 def create_tab(ctx: AppContext) -> None:
     """Build the Attention tab inside an open gr.Blocks."""
     explain(EXPLAIN)
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = control_input("prompt", value=DEFAULT_PROMPT, elem_id="attn-prompt")
-            negative = control_input("negative_prompt", elem_id="attn-negative")
-            with gr.Row():
-                seed = control_input("seed", elem_id="attn-seed")
-                steps = control_input("steps", elem_id="attn-steps")
-            with gr.Row():
-                guidance = control_input("guidance", elem_id="attn-guidance")
-                scheduler = control_input("scheduler", elem_id="attn-scheduler")
+            inputs = [
+                control_input("prompt", value=DEFAULT_PROMPT, elem_id="attn-prompt"),
+                control_input("negative_prompt", elem_id="attn-negative"),
+            ]
+            for pair in (("seed", "steps"), ("guidance", "scheduler")):
+                with gr.Row():
+                    inputs += [control_input(n, elem_id=f"attn-{n}") for n in pair]
             run_btn = gr.Button("Run", variant="primary", elem_id="attn-run")
         with gr.Column(scale=2):
             token = gr.Dropdown(
-                [], value="circle", allow_custom_value=True, label="Token",
+                [],
+                value="circle",
+                allow_custom_value=True,
+                label="Token",
                 info="A word of the prompt (start, end and padding tokens are marked ⟨ ⟩).",
-            )  # fmt: skip
+            )
             all_steps = gr.Checkbox(value=True, label="All steps (average)")
             step = gr.Slider(1, 25, value=25, step=1, label="Step", info="Used when not averaging.")
             numbers = gr.Markdown("Press Run.", elem_id="attn-numbers")
@@ -125,50 +179,12 @@ def create_tab(ctx: AppContext) -> None:
         final = pixel_image("Final image + map", height=256)
         x0 = pixel_image("Predicted x0 at the step + map", height=256)
     words = pixel_gallery("Every word's map", columns=8)
-    state = gr.State(None)
-    views = [final, x0, words, numbers]
-
-    @visitor_errors
-    def run_attention(
-        prompt, negative_prompt, seed, steps, guidance, scheduler, token_choice, step_value,
-        average, progress=gr.Progress(track_tqdm=True),  # noqa: B008 - how gradio injects progress
-    ) -> list:  # fmt: skip
-        settings = validate_run(prompt, negative_prompt, seed, steps, guidance, scheduler)
-        step_value = validate_int_range("step", step_value, 1, int(CONTROLS["steps"].maximum))
-        pipe = ctx.pipe()
-        notes = prompt_notes(pipe, settings)
-        run = _engine(pipe, settings)
-        n_steps = len(run.x0)
-        if step_value > n_steps and not average:
-            notes.append(f"this run has {n_steps} steps: showing step {n_steps}")
-        step_value = min(step_value, n_steps)
-        try:
-            picked = wordmaps.find_token(run.maps, token_choice)
-        except ValueError as e:
-            picked = wordmaps.find_token(run.maps, None)
-            notes.append(f"{e}; showing {run.maps.labels()[picked]}")
-        picked = run.maps.labels()[picked]
-        for n in notes:
-            gr.Warning(n)
-        shown = render(run, picked, step_value, bool(average))
-        shown[-1] = notes_markdown(notes) + shown[-1]
-        return [
-            *shown,
-            gr.update(choices=run.maps.labels(), value=picked),
-            gr.update(maximum=n_steps, value=step_value),
-            run,
-        ]
-
-    @visitor_errors
-    def rerender(run, token_choice, step_value, average) -> list:
-        if run is None:
-            return [gr.skip()] * len(views)
-        return render(run, token_choice, step_value, bool(average))
-
+    views = dict(final=final, x0=x0, words=words, numbers=numbers)
+    outputs = dict(**views, token=token, step=step, state=gr.State(None))
     run_btn.click(
-        run_attention,
-        [prompt, negative, seed, steps, guidance, scheduler, token, step, all_steps],
-        [*views, token, step, state],
+        bind(run_attention, ctx, outputs=outputs),
+        [*inputs, token, step, all_steps],
+        list(outputs.values()),
         api_name="attention",
         preprocess=False,  # raw values: the handler checks each (the step slider's range changes)
         concurrency_limit=RUN_CONCURRENCY,
@@ -176,6 +192,12 @@ def create_tab(ctx: AppContext) -> None:
         show_progress_on=[numbers],
     )
     for control in (token, step, all_steps):
-        control.input(rerender, [state, token, step, all_steps], views, api_visibility="private",
-                      preprocess=False,
-                      concurrency_limit=VIEW_CONCURRENCY, concurrency_id="views")  # fmt: skip
+        control.input(
+            bind(rerender, outputs=views),
+            [outputs["state"], token, step, all_steps],
+            list(views.values()),
+            api_visibility="private",
+            preprocess=False,
+            concurrency_limit=VIEW_CONCURRENCY,
+            concurrency_id="views",
+        )

@@ -9,6 +9,7 @@ labelled as illustrations. The engine is `explorer.studies.forward`.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import gradio as gr
 
@@ -18,11 +19,11 @@ from explorer.studies import forward
 from explorer.ui.common import (
     RUN_CONCURRENCY,
     AppContext,
+    bind,
     explain,
     pixel_gallery,
     pixel_image,
     run_engine,
-    visitor_errors,
 )
 from explorer.ui.upload import fallback_inputs, picture, picture_inputs
 
@@ -38,13 +39,34 @@ INTRO = (
 
 def snr_table(result: forward.ForwardResult) -> str:
     """The numbers of every timestep as a Markdown table."""
-    rows = ["| t | ᾱ_t (signal share) | 1 − ᾱ_t (noise share) | SNR = ᾱ/(1−ᾱ) | SNR in dB |",
-            "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    rows = [
+        "| t | ᾱ_t (signal share) | 1 − ᾱ_t (noise share) | SNR = ᾱ/(1−ᾱ) | SNR in dB |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for s in result.steps:
         db = "+∞" if math.isinf(s.snr_db) else f"{s.snr_db:+.1f}"
         snr = "∞" if math.isinf(s.snr) else f"{s.snr:.4g}"
         rows.append(f"| {s.t} | {s.alpha_bar:.4f} | {1 - s.alpha_bar:.4f} | {snr} | {db} |")
     return "\n".join(rows)
+
+
+def add_noise(ctx: AppContext, upload, how, prompt, timesteps_text, seed) -> dict[str, Any]:
+    """The picture noised to each timestep, with blur and masking beside it."""
+    ts = parse_numbers(timesteps_text, name="timesteps", **LIMITS)
+    seed = validate_int("seed", seed)
+    pipe = ctx.pipe()
+    image, note = picture(pipe, upload, how, prompt, seed)
+    r = run_engine(forward.forward_process, pipe, image, ts, seed=seed)
+    cap = lambda s: f"t={s.t} · SNR {s.snr:.3g}"  # noqa: E731
+    return {
+        "status": f"{note}Noised to {len(r.steps)} timesteps of {r.num_train_timesteps}.",
+        "clean": r.image,
+        "table": snr_table(r),
+        "latents": [(s.channels, cap(s)) for s in r.steps],
+        "decoded": [(s.decoded, cap(s)) for s in r.steps],
+        "blurred": [(s.blurred, f"t={s.t} · blur {1 - s.alpha_bar:.2f}") for s in r.steps],
+        "masked": [(s.masked, f"t={s.t} · {1 - s.alpha_bar:.0%} masked") for s in r.steps],
+    }
 
 
 def create_tab(ctx: AppContext) -> None:
@@ -56,39 +78,27 @@ def create_tab(ctx: AppContext) -> None:
         with gr.Column(scale=3):
             prompt, seed = fallback_inputs("forward")
             timesteps = gr.Textbox(
-                label="Timesteps t", value=format_list(forward.DEFAULT_TIMESTEPS),
+                label="Timesteps t",
+                value=format_list(forward.DEFAULT_TIMESTEPS),
                 info=describe_limits(**LIMITS),
-            )  # fmt: skip
+            )
             button = gr.Button("Add noise", variant="primary")
             status = gr.Markdown()
     with gr.Row():
         clean = pixel_image("x_0: the clean picture", height=160)
         table = gr.Markdown()
-    latents = pixel_gallery("x_t: the noisy latent's channels", columns=3)
-    decoded = pixel_gallery("x_t decoded by the VAE", columns=8)
+    outputs = dict(status=status, clean=clean, table=table)
+    outputs["latents"] = pixel_gallery("x_t: the noisy latent's channels", columns=3)
+    outputs["decoded"] = pixel_gallery("x_t decoded by the VAE", columns=8)
     gr.Markdown("### For comparison: other corruptions at the same strength")
     explain(f"**{forward.ILLUSTRATION}**")
-    blurred = pixel_gallery("Illustration: blur", columns=8)
-    masked = pixel_gallery("Illustration: masking", columns=8)
-
-    @visitor_errors
-    def add_noise(upload, how, prompt, timesteps_text, seed):
-        ts = parse_numbers(timesteps_text, name="timesteps", **LIMITS)
-        seed = validate_int("seed", seed)
-        pipe = ctx.pipe()
-        image, note = picture(pipe, upload, how, prompt, seed)
-        r = run_engine(forward.forward_process, pipe, image, ts, seed=seed)
-        cap = lambda s: f"t={s.t} · SNR {s.snr:.3g}"  # noqa: E731
-        return (
-            f"{note}Noised to {len(r.steps)} timesteps of {r.num_train_timesteps}.",
-            r.image,
-            snr_table(r),
-            [(s.channels, cap(s)) for s in r.steps],
-            [(s.decoded, cap(s)) for s in r.steps],
-            [(s.blurred, f"t={s.t} · blur {1 - s.alpha_bar:.2f}") for s in r.steps],
-            [(s.masked, f"t={s.t} · {1 - s.alpha_bar:.0%} masked") for s in r.steps],
-        )
-
-    outputs = [status, clean, table, latents, decoded, blurred, masked]
-    button.click(add_noise, [upload, how, prompt, timesteps, seed], outputs, api_name="forward",
-                 concurrency_limit=RUN_CONCURRENCY, concurrency_id="run")  # fmt: skip
+    outputs["blurred"] = pixel_gallery("Illustration: blur", columns=8)
+    outputs["masked"] = pixel_gallery("Illustration: masking", columns=8)
+    button.click(
+        bind(add_noise, ctx, outputs=outputs),
+        [upload, how, prompt, timesteps, seed],
+        list(outputs.values()),
+        api_name="forward",
+        concurrency_limit=RUN_CONCURRENCY,
+        concurrency_id="run",
+    )

@@ -4,11 +4,14 @@ Events (api names in brackets):
   Run / Enter  -> pick the seed (a visible step: the seed used is shown) -> run [/generate]
   Stop         -> asks the engine to stop between steps and cancels the run event
   Save run     -> a zip of the trace [/save_run];  Open a saved run -> all views [/open_run]
-Handlers only validate, call the engine (`explorer.engine.capture.trace`) and format.
+Handlers only validate, call the engine (`explorer.engine.capture.trace`, through `run_engine`)
+and format; their outputs are named in `OUTPUTS` and the step views' `RUN_VIEWS`/`STEP_VIEWS`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import queue
 import random
 import re
@@ -22,20 +25,20 @@ import gradio as gr
 from explorer.engine.capture import trace as run_trace
 from explorer.engine.runzip import MAX_ZIP_BYTES, pack, unpack
 from explorer.engine.tracefile import Trace
-from explorer.inputs.controls import UI_SEED_MAX, validate_run
+from explorer.inputs.controls import UI_SEED_MAX, RunSettings, validate_run
 from explorer.studies import anatomy
 from explorer.ui.common import (
     RUN_CONCURRENCY,
     AppContext,
     StopFlags,
-    gpu,
+    bind,
     notes_markdown,
     pixel_image,
     prompt_notes,
+    run_engine,
     session_key,
-    visitor_errors,
 )
-from explorer.ui.stepviews import RunView, StepViews, step_captions
+from explorer.ui.stepviews import RunView, StepViews, run_values, step_captions
 from explorer.ui.widgets import control_input
 
 TITLE = "Generate"
@@ -45,6 +48,7 @@ STREAM_EVERY = 0.2
 GALLERY_EVERY = 0.5  # ...and the preview gallery (every picture so far) at most this often
 DECODE_BATCH = 12  # pictures (x_t and x0) decoded together while the run goes on...
 DECODE_TAIL = 4  # ...except in its last steps, decoded as they come
+OUTPUTS = ("image", "status")  # the tab's own outputs, before the step views
 
 EXAMPLES = [  # prompt, negative prompt, seed, steps, guidance, scheduler
     ["a large red circle on a blue background", "", 0, 25, 7.5, "ddim"],
@@ -55,39 +59,123 @@ EXAMPLES = [  # prompt, negative prompt, seed, steps, guidance, scheduler
 ]
 
 
-@gpu
-def _engine(pipe, settings, on_step, should_stop):
-    """The model run (on a ZeroGPU Space this is the GPU function)."""
+# ---- the run ----------------------------------------------------------------------------------
+
+
+def _engine(pipe, settings: RunSettings, on_step, should_stop) -> Trace:
+    """The model run: every step captured, with a cheap preview of its x0."""
     return run_trace(
-        pipe, settings.prompt, **settings.trace_kwargs(), on_step=on_step,
-        should_stop=should_stop, preview=True,
-    )  # fmt: skip
+        pipe,
+        settings.prompt,
+        **settings.trace_kwargs(),
+        on_step=on_step,
+        should_stop=should_stop,
+        preview=True,
+    )
 
 
-def stream_run(pipe, settings, stop: threading.Event) -> Iterator[tuple[bool, Trace]]:
-    """Run the engine in a worker thread; yield (False, partial trace) as steps finish, then
-    (True, final trace). Steps that arrive while the caller is busy are coalesced: the caller
-    gets the latest. Setting `stop` ends the run at its next step."""
+def stream_run(
+    pipe, settings: RunSettings, stop: threading.Event
+) -> Iterator[tuple[Trace, RunView | None]]:
+    """The run as it goes, for `run_engine`: (partial trace, None) as steps finish, then (final
+    trace, its RunView). The engine runs on its own thread; steps that arrive while the caller is
+    busy are coalesced (the caller gets the latest), and each is VAE-decoded beside the run, so
+    little is left to decode when it ends. Setting `stop`, or closing this, ends the run at its
+    next step."""
     updates: queue.Queue = queue.Queue()
 
     def work():
         try:
-            updates.put(
-                (True, _engine(pipe, settings, lambda t: updates.put((False, t)), stop.is_set))
-            )
+            final = _engine(pipe, settings, lambda t: updates.put((False, t)), stop.is_set)
+            updates.put((True, final))
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             updates.put((None, e))
 
-    threading.Thread(target=work, name="explorer-run", daemon=True).start()
-    while True:
-        item = updates.get()
-        while not item[0] and not updates.empty():
-            item = updates.get()
-        if item[0] is None:
-            raise item[1]
-        yield item
-        if item[0]:
-            return
+    inside = contextvars.copy_context()  # the thread runs inside `run_engine`, as its caller does
+    threading.Thread(target=inside.run, args=(work,), name="explorer-run", daemon=True).start()
+    decoder = anatomy.StepDecoder(pipe.vae)
+    try:
+        while True:
+            final, item = updates.get()
+            while final is False and not updates.empty():
+                final, item = updates.get()
+            if final is None:
+                raise item
+            if final:
+                yield item, RunView(item, decoder.finish(item))
+                return
+            yield item, None
+            # full VAE decode beside the run: in batches, then step by step near the end
+            near_end = settings.steps - item.num_steps <= DECODE_TAIL
+            decoder.update(item, at_least=1 if near_end else DECODE_BATCH)
+    finally:
+        stop.set()  # an abandoned run stops at its next step
+
+
+# ---- handlers ---------------------------------------------------------------------------------
+
+
+def generate(
+    ctx: AppContext,
+    flags: StopFlags,
+    prompt,
+    negative_prompt,
+    seed,
+    steps,
+    guidance,
+    scheduler,
+    size=0,
+    request: gr.Request = None,
+    progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
+) -> Iterator[dict]:
+    """Run the prompt; stream the preview and the step count, then every view."""
+    settings = validate_run(
+        prompt, negative_prompt, seed, steps, guidance, scheduler, size, ctx.fixed_size
+    )
+    pipe = ctx.pipe()
+    notes = prompt_notes(pipe, settings)
+    for n in notes:
+        gr.Warning(n)
+    header = notes_markdown(notes)
+    key = session_key(request)
+    flag = flags.start(key)
+    last = last_gallery = -GALLERY_EVERY
+    try:
+        with contextlib.closing(run_engine(stream_run, pipe, settings, flag)) as run:
+            for item, view in run:
+                if view is not None:
+                    yield {
+                        "image": item.image,
+                        "status": header + done_text(item),
+                        **run_values(view),
+                    }
+                    return
+                now = time.perf_counter()
+                if now - last < STREAM_EVERY:
+                    continue
+                last = now
+                progress((item.num_steps, settings.steps), desc="denoising")
+                status = f"Step **{item.num_steps} of {settings.steps}** (preview decode)"
+                update = {"image": item.previews[-1], "status": header + status}
+                if now - last_gallery >= GALLERY_EVERY:
+                    last_gallery = now
+                    update["gallery_x0"] = step_captions(item, item.previews)
+                yield update
+    finally:
+        flags.finish(key, flag)
+
+
+def done_text(trace: Trace) -> str:
+    """The status line of a finished (or stopped) run."""
+    s = trace.settings
+    ran = (
+        f"stopped after {s['steps_run']} of {s['steps']} steps"
+        if s["cancelled"]
+        else f"{s['steps']} steps"
+    )
+    return (
+        f"Done: {ran} in {sum(trace.seconds):.2f} s · seed **{s['seed']}** · {s['scheduler_class']}"
+    )
 
 
 def pick_seed(seed, randomize: bool):
@@ -95,16 +183,84 @@ def pick_seed(seed, randomize: bool):
     return random.randint(0, UI_SEED_MAX) if randomize else seed
 
 
+def request_stop(flags: StopFlags, request: gr.Request = None) -> None:
+    flags.stop(session_key(request))
+
+
+def save_run(view: RunView | None) -> str:
+    """The run shown, as a zip (its path)."""
+    if view is None:
+        raise gr.Error("Nothing to save yet: run a prompt (or open a run) first.")
+    s = view.trace.settings
+    folder = tempfile.mkdtemp(prefix="explorer-save-")
+    return str(pack(view.trace, folder, f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}"))
+
+
+def open_run(upload: str | None) -> dict:
+    """A saved run in every view (steps with the linear preview: no model needed)."""
+    if upload is None:
+        return {}
+    trace = unpack(upload)
+    view = RunView.of(trace, method="preview")
+    s = trace.settings
+    note = (
+        f"Opened a saved run: “{s.get('prompt', '')}”, seed {s.get('seed')}, "
+        f"{trace.num_steps} steps, {s.get('scheduler', '?')}. Steps are shown with the cheap "
+        "linear preview (no model needed); the final image is the saved one."
+    )
+    return {"image": trace.image, "status": note, **run_values(view)}
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "unconditional"
+
+
+# ---- layout and wiring ------------------------------------------------------------------------
 
 
 def size_input(fixed: int | None) -> gr.components.Component:
     """The size control: shown fixed and disabled when the model makes one size only."""
     if fixed is None:
         return control_input("size")
-    return gr.Number(value=fixed, label=f"Size: {fixed}×{fixed} pixels", interactive=False,
-                     info=f"This model makes {fixed}×{fixed} images only.", elem_id="control-size")  # fmt: skip
+    return gr.Number(
+        value=fixed,
+        label=f"Size: {fixed}×{fixed} pixels",
+        interactive=False,
+        info=f"This model makes {fixed}×{fixed} images only.",
+        elem_id="control-size",
+    )
+
+
+def _controls(ctx: AppContext) -> dict:
+    """The run's settings and buttons, by name (the settings in /generate's parameter order)."""
+    c = dict(prompt=control_input("prompt", lines=2), negative=control_input("negative_prompt"))
+    with gr.Row():
+        c["seed"] = control_input("seed")
+        c["randomize"] = gr.Checkbox(label="Randomize seed on Run", value=False)
+    for name in ("steps", "guidance", "scheduler"):
+        c[name] = control_input(name)
+    c["size"] = size_input(ctx.fixed_size)
+    with gr.Row():
+        c["run"] = gr.Button("Run", variant="primary", elem_id="run-button")
+        c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-button")
+    return c
+
+
+def _results() -> dict:
+    """The final image, the status and the save / open files, by name."""
+    r = dict(
+        image=pixel_image("Final image", height=256, elem_id="final-image"),
+        status=gr.Markdown("Type a prompt and press Run.", elem_id="run-status"),
+    )
+    with gr.Accordion("Save this run, or open a saved one", open=False):
+        with gr.Row():
+            r["save"] = gr.Button("Save run", size="sm")
+            r["saved"] = gr.File(label="Saved run (zip)", interactive=False)
+        r["opened"] = gr.File(
+            label=f"Open a saved run (.zip, up to {MAX_ZIP_BYTES // 2**20} MB)",
+            file_types=[".zip"],
+        )
+    return r
 
 
 def create_tab(ctx: AppContext) -> StepViews:
@@ -112,150 +268,51 @@ def create_tab(ctx: AppContext) -> StepViews:
     flags = StopFlags()
     with gr.Row():
         with gr.Column(scale=3):
-            prompt = control_input("prompt", lines=2)
-            negative = control_input("negative_prompt")
-            with gr.Row():
-                seed = control_input("seed")
-                randomize = gr.Checkbox(label="Randomize seed on Run", value=False)
-            steps = control_input("steps")
-            guidance = control_input("guidance")
-            scheduler = control_input("scheduler")
-            size = size_input(ctx.fixed_size)
-            with gr.Row():
-                run_btn = gr.Button("Run", variant="primary", elem_id="run-button")
-                stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-button")
+            c = _controls(ctx)
         with gr.Column(scale=2):
-            image = pixel_image("Final image", height=256, elem_id="final-image")
-            status = gr.Markdown("Type a prompt and press Run.", elem_id="run-status")
-            with gr.Accordion("Save this run, or open a saved one", open=False):
-                with gr.Row():
-                    save_btn = gr.Button("Save run", size="sm")
-                    saved = gr.File(label="Saved run (zip)", interactive=False)
-                opened = gr.File(label=f"Open a saved run (.zip, up to {MAX_ZIP_BYTES // 2**20} MB)",
-                                 file_types=[".zip"])  # fmt: skip
-    inputs = [prompt, negative, seed, steps, guidance, scheduler]
+            r = _results()
+    inputs = [c[n] for n in ("prompt", "negative", "seed", "steps", "guidance", "scheduler")]
     gr.Examples(EXAMPLES, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
-    inputs.append(size)
+    inputs.append(c["size"])
     views = StepViews.build()
-    outputs = [image, status, *views.outputs]
-
-    @visitor_errors
-    def generate(
-        prompt,
-        negative_prompt,
-        seed,
-        steps,
-        guidance,
-        scheduler,
-        size=0,
-        request: gr.Request = None,
-        progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
-    ) -> Iterator[dict]:
-        settings = validate_run(
-            prompt, negative_prompt, seed, steps, guidance, scheduler, size, ctx.fixed_size
-        )
-        pipe = ctx.pipe()
-        notes = prompt_notes(pipe, settings)
-        for n in notes:
-            gr.Warning(n)
-        header = notes_markdown(notes)
-        key = session_key(request)
-        flag = flags.start(key)
-        try:
-            decoder = anatomy.StepDecoder(pipe.vae)
-            last = last_gallery = -GALLERY_EVERY
-            for final, item in stream_run(pipe, settings, flag):
-                if final:
-                    break
-                now = time.perf_counter()
-                if now - last >= STREAM_EVERY:
-                    last = now
-                    progress((item.num_steps, settings.steps), desc="denoising")
-                    update = {
-                        image: item.previews[-1],
-                        status: f"{header}Step **{item.num_steps} of {settings.steps}** (preview decode)",
-                    }
-                    if now - last_gallery >= GALLERY_EVERY:
-                        last_gallery = now
-                        update[views.gallery_x0] = step_captions(item, item.previews)
-                    yield update
-                # full VAE decode beside the run: in batches, then step by step near the end,
-                # so little is left to decode when the run ends
-                near_end = settings.steps - item.num_steps <= DECODE_TAIL
-                decoder.update(item, at_least=1 if near_end else DECODE_BATCH)
-            view = RunView(item, decoder.finish(item))
-            s = item.settings
-            ran = (
-                f"stopped after {s['steps_run']} of {s['steps']} steps"
-                if s["cancelled"]
-                else f"{s['steps']} steps"
-            )
-            yield dict(zip(outputs, [
-                item.image,
-                f"{header}Done: {ran} in {sum(item.seconds):.2f} s · seed **{s['seed']}** · {s['scheduler_class']}",
-                *views.render(view),
-            ]))  # fmt: skip
-        finally:
-            flags.finish(key, flag)
-
-    def request_stop(request: gr.Request = None):
-        flags.stop(session_key(request))
-
-    @visitor_errors
-    def save_run(view: RunView | None) -> str:
-        if view is None:
-            raise gr.Error("Nothing to save yet: run a prompt (or open a run) first.")
-        s = view.trace.settings
-        folder = tempfile.mkdtemp(prefix="explorer-save-")
-        return str(pack(view.trace, folder, f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}"))
-
-    @visitor_errors
-    def open_run(upload: str | None) -> list:
-        if upload is None:
-            return [gr.skip()] * len(outputs)
-        trace = unpack(upload)
-        view = RunView.of(trace, method="preview")
-        s = trace.settings
-        note = (
-            f"Opened a saved run: “{s.get('prompt', '')}”, seed {s.get('seed')}, "
-            f"{trace.num_steps} steps, {s.get('scheduler', '?')}. Steps are shown with the cheap "
-            "linear preview (no model needed); the final image is the saved one."
-        )
-        return [trace.image, note, *views.render(view)]
-
+    outputs = {**{n: r[n] for n in OUTPUTS}, **views.components}
     picked = dict(
-        fn=pick_seed,
-        inputs=[seed, randomize],
-        outputs=[seed],
+        fn=bind(pick_seed),
+        inputs=[c["seed"], c["randomize"]],
+        outputs=[c["seed"]],
         api_visibility="private",
         queue=False,
     )
     running = dict(
-        fn=generate,
+        fn=bind(generate, ctx, flags, outputs=outputs),
         inputs=inputs,
-        outputs=outputs,
+        outputs=list(outputs.values()),
         concurrency_limit=RUN_CONCURRENCY,
         concurrency_id="run",
-        show_progress_on=[status],
-    )  # noqa: E501
-    click = run_btn.click(**picked)
-    run_event = click.then(**running, api_name="generate")
-    submit = prompt.submit(**picked)
-    submit_event = submit.then(**running, api_visibility="private")
-    stop_btn.click(
-        request_stop,
+        show_progress_on=[r["status"]],
+    )
+    run_event = c["run"].click(**picked).then(**running, api_name="generate")
+    submit_event = c["prompt"].submit(**picked).then(**running, api_visibility="private")
+    c["stop"].click(
+        bind(request_stop, flags),
         None,
         None,
         cancels=[run_event, submit_event],
         queue=False,
         api_visibility="private",
     )
-    save_btn.click(save_run, [views.state], [saved], api_name="save_run",
-                   concurrency_limit=RUN_CONCURRENCY, concurrency_id="files")  # fmt: skip
-    opened.upload(
-        open_run,
-        [opened],
-        outputs,
+    r["save"].click(
+        bind(save_run),
+        [views.state],
+        [r["saved"]],
+        api_name="save_run",
+        concurrency_limit=RUN_CONCURRENCY,
+        concurrency_id="files",
+    )
+    r["opened"].upload(
+        bind(open_run, outputs=outputs),
+        [r["opened"]],
+        list(outputs.values()),
         api_name="open_run",
         concurrency_limit=RUN_CONCURRENCY,
         concurrency_id="run",

@@ -9,6 +9,8 @@ The step views show only the steps actually run: int(steps × strength).
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from explorer.inputs.controls import validate_run, validate_strength
@@ -18,15 +20,15 @@ from explorer.ui.common import (
     RUN_CONCURRENCY,
     VIEW_CONCURRENCY,
     AppContext,
+    bind,
     explain,
     notes_markdown,
     pixel_gallery,
     pixel_image,
     prompt_notes,
     run_engine,
-    visitor_errors,
 )
-from explorer.ui.stepviews import RunView, StepViews
+from explorer.ui.stepviews import RunView, StepViews, run_values
 from explorer.ui.upload import fit_choice, image_upload, load_sketch, notes_text
 from explorer.ui.widgets import control_input
 
@@ -41,6 +43,131 @@ INTRO = (
     "strength 1 starts from almost pure noise and ignores it. The step views below show only the "
     "steps that ran; their first latent is your noised sketch, not pure noise."
 )
+BRUSH = ["#000000", "#e02020", "#2040e0", "#20a040", "#f0d020", "#ffffff"]
+
+
+# ---- handlers ---------------------------------------------------------------------------------
+
+
+def _prepare(ctx: AppContext, sketch, upload, how, prompt, steps, guidance, seed, scheduler):
+    """(pipe, the picture, the prompt, the run's settings, notes) shared by both handlers."""
+    s = validate_run(prompt, "", seed, steps, guidance, scheduler)
+    pipe = ctx.pipe()
+    loaded = load_sketch(pipe, sketch, upload, how)
+    kw = dict(steps=s.steps, guidance=s.guidance, seed=s.seed, scheduler=s.scheduler)
+    notes = notes_text(loaded) + notes_markdown(prompt_notes(pipe, s))
+    return pipe, loaded, s.prompt, kw, notes
+
+
+def run(
+    ctx: AppContext,
+    sketch,
+    upload,
+    how,
+    prompt,
+    strength,
+    steps,
+    guidance,
+    seed,
+    scheduler,
+    progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
+) -> dict[str, Any]:
+    """img2img from the picture; every step of it in the step views."""
+    pipe, loaded, text, kw, notes = _prepare(
+        ctx, sketch, upload, how, prompt, steps, guidance, seed, scheduler
+    )
+    value = validate_strength(strength, kw["steps"])
+    total = img2img.steps_run(kw["steps"], value)
+    tick = lambda t: progress((t.num_steps, total), desc="denoising")  # noqa: E731
+    tr = run_engine(
+        img2img.sketch_to_image, pipe, loaded.image, text, strength=value, on_step=tick, **kw
+    )
+    done = (
+        f"{notes}Done: strength {value:g} ran **{tr.num_steps} of {kw['steps']} steps** "
+        f"(int({kw['steps']} × {value:g})), starting at t = {float(tr.timesteps[0]):.0f}, where "
+        f"ᾱ = {float(tr.alphas_cumprod[0]):.3f} of the start latent is your sketch's signal share."
+    )
+    view = run_engine(RunView.of, tr)
+    return {"start": loaded.image, "final": tr.image, "status": done, **run_values(view)}
+
+
+def strength_sweep(
+    ctx: AppContext,
+    sketch,
+    upload,
+    how,
+    prompt,
+    strengths_text,
+    steps,
+    guidance,
+    seed,
+    scheduler,
+    progress=gr.Progress(),  # noqa: B008
+) -> dict[str, Any]:
+    """The picture at several strengths, same seed, side by side."""
+    pipe, loaded, text, kw, notes = _prepare(
+        ctx, sketch, upload, how, prompt, steps, guidance, seed, scheduler
+    )
+    values = parse_numbers(strengths_text, name="strengths", **SWEEP_LIMITS)
+    for v in values:
+        validate_strength(v, kw["steps"])
+    result = run_engine(
+        img2img.strength_sweep,
+        pipe,
+        loaded.image,
+        text,
+        values,
+        progress=lambda f, what: progress(f, desc=what),
+        **kw,
+    )
+    note = f"{notes}{len(result)} runs, seed {kw['seed']}: the same noise, more of it each time."
+    return {
+        "sweep": [(loaded.image, "your picture")] + [(r.image, r.label) for r in result],
+        "status": note,
+        "runs": [r.trace for r in result],
+    }
+
+
+def open_run(traces: list, evt: gr.SelectData) -> dict[str, Any]:
+    """The clicked run of the sweep, in every step view."""
+    i = (evt.index or 0) - 1  # the first picture is the input
+    if not traces or not 0 <= i < len(traces):
+        return {}
+    return run_values(run_engine(RunView.of, traces[i]))
+
+
+# ---- layout and wiring ------------------------------------------------------------------------
+
+
+def _picture() -> dict:
+    sketch = gr.Sketchpad(
+        label="Draw here (white canvas)",
+        type="pil",
+        image_mode="RGB",
+        format="png",
+        canvas_size=(512, 512),
+        elem_id="sketchpad",
+        brush=gr.Brush(colors=BRUSH, color_mode="defaults", default_size=24),
+    )
+    upload = image_upload("…or upload a picture (used instead of the sketch)", height=200)
+    return dict(sketch=sketch, upload=upload, how=fit_choice())
+
+
+def _settings() -> dict:
+    c = dict(
+        prompt=control_input("prompt", elem_id="sketch-prompt", lines=2, value=PROMPT),
+        **{n: control_input(n, elem_id=f"sketch-{n}") for n in ("strength", "steps", "guidance")},
+    )
+    with gr.Row():
+        c.update({n: control_input(n, elem_id=f"sketch-{n}") for n in ("seed", "scheduler")})
+    c["run"] = gr.Button("Run img2img", variant="primary", elem_id="sketch-run")
+    c["strengths"] = gr.Textbox(
+        label="Strengths to compare",
+        value=format_list(img2img.DEFAULT_STRENGTHS),
+        info=describe_limits(**SWEEP_LIMITS),
+    )
+    c["sweep_run"] = gr.Button("Strength sweep (same seed)")
+    return c
 
 
 def create_tab(ctx: AppContext) -> StepViews:
@@ -48,28 +175,9 @@ def create_tab(ctx: AppContext) -> StepViews:
     explain(INTRO)
     with gr.Row():
         with gr.Column(scale=3):
-            sketch = gr.Sketchpad(
-                label="Draw here (white canvas)", type="pil", image_mode="RGB", format="png",
-                canvas_size=(512, 512), elem_id="sketchpad",
-                brush=gr.Brush(colors=["#000000", "#e02020", "#2040e0", "#20a040", "#f0d020",
-                                       "#ffffff"], color_mode="defaults", default_size=24),
-            )  # fmt: skip
-            upload = image_upload("…or upload a picture (used instead of the sketch)", height=200)
-            how = fit_choice()
+            c = _picture()
         with gr.Column(scale=3):
-            prompt = control_input("prompt", elem_id="sketch-prompt", lines=2, value=PROMPT)
-            strength = control_input("strength", elem_id="sketch-strength")
-            steps = control_input("steps", elem_id="sketch-steps")
-            guidance = control_input("guidance", elem_id="sketch-guidance")
-            with gr.Row():
-                seed = control_input("seed", elem_id="sketch-seed")
-                scheduler = control_input("scheduler", elem_id="sketch-scheduler")
-            run_btn = gr.Button("Run img2img", variant="primary", elem_id="sketch-run")
-            strengths = gr.Textbox(
-                label="Strengths to compare", value=format_list(img2img.DEFAULT_STRENGTHS),
-                info=describe_limits(**SWEEP_LIMITS),
-            )  # fmt: skip
-            sweep_btn = gr.Button("Strength sweep (same seed)")
+            c.update(_settings())
         with gr.Column(scale=2):
             start = pixel_image("What the model starts from: your picture, fitted", height=200)
             final = pixel_image("Final image", height=200)
@@ -77,81 +185,32 @@ def create_tab(ctx: AppContext) -> StepViews:
     sweep = pixel_gallery("Strength sweep: click a picture to open its run below", columns=5)
     runs = gr.State([])
     views = StepViews.build()
-    inputs = [sketch, upload, how, prompt, strength, steps, guidance, seed, scheduler]
-
-    def _prepare(sketch, upload, how, prompt, steps, guidance, seed, scheduler):
-        s = validate_run(prompt, "", seed, steps, guidance, scheduler)
-        pipe = ctx.pipe()
-        loaded = load_sketch(pipe, sketch, upload, how)
-        kw = dict(steps=s.steps, guidance=s.guidance, seed=s.seed, scheduler=s.scheduler)
-        notes = notes_text(loaded) + notes_markdown(prompt_notes(pipe, s))
-        return pipe, loaded, s.prompt, kw, notes
-
-    @visitor_errors
-    def run(
-        sketch,
-        upload,
-        how,
-        prompt,
-        strength,
-        steps,
-        guidance,
-        seed,
-        scheduler,
-        progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
-    ):
-        pipe, loaded, text, kw, notes = _prepare(sketch, upload, how, prompt, steps, guidance,
-                                                 seed, scheduler)  # fmt: skip
-        value = validate_strength(strength, kw["steps"])
-        total = img2img.steps_run(kw["steps"], value)
-        tick = lambda t: progress((t.num_steps, total), desc="denoising")  # noqa: E731
-        tr = run_engine(img2img.sketch_to_image, pipe, loaded.image, text, strength=value,
-                  on_step=tick, **kw)  # fmt: skip
-        t0 = float(tr.timesteps[0])
-        done = (
-            f"{notes}Done: strength {value:g} ran **{tr.num_steps} of {kw['steps']} steps** "
-            f"(int({kw['steps']} × {value:g})), starting at t = {t0:.0f}, where ᾱ = "
-            f"{float(tr.alphas_cumprod[0]):.3f} of the start latent is your sketch's signal share."
-        )
-        return [loaded.image, tr.image, done, *views.render(RunView.of(tr))]
-
-    @visitor_errors
-    def strength_sweep(
-        sketch,
-        upload,
-        how,
-        prompt,
-        strengths_text,
-        steps,
-        guidance,
-        seed,
-        scheduler,
-        progress=gr.Progress(),  # noqa: B008
-    ):
-        pipe, loaded, text, kw, notes = _prepare(sketch, upload, how, prompt, steps, guidance,
-                                                 seed, scheduler)  # fmt: skip
-        values = parse_numbers(strengths_text, name="strengths", **SWEEP_LIMITS)
-        for v in values:
-            validate_strength(v, kw["steps"])
-        result = run_engine(img2img.strength_sweep, pipe, loaded.image, text, values,
-                      progress=lambda f, what: progress(f, desc=what), **kw)  # fmt: skip
-        gallery = [(loaded.image, "your picture")] + [(r.image, r.label) for r in result]
-        note = (
-            f"{notes}{len(result)} runs, seed {kw['seed']}: the same noise, more of it each time."
-        )
-        return gallery, note, [r.trace for r in result]
-
-    def open_run(traces: list, evt: gr.SelectData):
-        i = (evt.index or 0) - 1  # the first picture is the input
-        if not traces or not 0 <= i < len(traces):
-            return [gr.skip()] * len(views.outputs)
-        return views.render(RunView.of(traces[i]))
-
-    run_btn.click(run, inputs, [start, final, status, *views.outputs], api_name="sketch",
-                  concurrency_limit=RUN_CONCURRENCY, concurrency_id="run")  # fmt: skip
-    sweep_inputs = [sketch, upload, how, prompt, strengths, steps, guidance, seed, scheduler]
-    sweep_btn.click(strength_sweep, sweep_inputs, [sweep, status, runs], api_name="strength_sweep",
-                    concurrency_limit=SWEEP_CONCURRENCY, concurrency_id="experiments")  # fmt: skip
-    sweep.select(open_run, [runs], views.outputs, api_visibility="private",
-                 concurrency_limit=VIEW_CONCURRENCY, concurrency_id="views")  # fmt: skip
+    picture = ["sketch", "upload", "how", "prompt"]
+    settings = ["steps", "guidance", "seed", "scheduler"]
+    outputs = dict(start=start, final=final, status=status, **views.components)
+    c["run"].click(
+        bind(run, ctx, outputs=outputs),
+        [c[n] for n in [*picture, "strength", *settings]],
+        list(outputs.values()),
+        api_name="sketch",
+        concurrency_limit=RUN_CONCURRENCY,
+        concurrency_id="run",
+    )
+    swept = dict(sweep=sweep, status=status, runs=runs)
+    c["sweep_run"].click(
+        bind(strength_sweep, ctx, outputs=swept),
+        [c[n] for n in [*picture, "strengths", *settings]],
+        list(swept.values()),
+        api_name="strength_sweep",
+        concurrency_limit=SWEEP_CONCURRENCY,
+        concurrency_id="experiments",
+    )
+    sweep.select(
+        bind(open_run, outputs=views.components),
+        [runs],
+        views.outputs,
+        api_visibility="private",
+        concurrency_limit=VIEW_CONCURRENCY,
+        concurrency_id="views",
+    )
     return views

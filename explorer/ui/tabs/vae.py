@@ -7,11 +7,13 @@ k = 0 zeroes it. The engine is `explorer.studies.latent_space`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
-from explorer.inputs.controls import validate_float_range
+from explorer.inputs.controls import ControlError, validate_float_range
 from explorer.studies import latent_space as vae
-from explorer.ui.common import RUN_CONCURRENCY, AppContext, explain, pixel_image, visitor_errors
+from explorer.ui.common import RUN_CONCURRENCY, AppContext, bind, explain, pixel_image, run_engine
 from explorer.ui.upload import fallback_inputs, picture, picture_inputs
 from explorer.ui.widgets import passthrough
 
@@ -31,7 +33,7 @@ def channel_index(value) -> int | None:
     if value in (None, "all"):
         return None
     if str(value) not in CHANNELS:
-        raise ValueError(f"channel must be one of: {', '.join(CHANNELS)}; got {value!r}")
+        raise ControlError(f"channel must be one of: {', '.join(CHANNELS)}; got {value!r}")
     return int(value)
 
 
@@ -47,16 +49,35 @@ def numbers_markdown(r: vae.RoundTrip) -> str:
         f"{r.image.width}×{r.image.height} pixels × 3 colours = **{c['pixels']:,} numbers** → "
         f"latent {c['channels']} × {c['h']} × {c['w']} = **{c['latent']:,} numbers**: "
         f"**{c['ratio']:.0f}× fewer** (each side shrunk {c['factor']}×, {c['channels']} channels).",
-        f"Reconstruction PSNR: **{r.psnr:.1f} dB** (higher is closer; 30 dB and up looks identical).",
+        f"Reconstruction PSNR: **{r.psnr:.1f} dB** "
+        "(higher is closer; 30 dB and up looks identical).",
     ]
     if r.edited is not None:
         lines.append(
             f"Edit **{r.edit_words}**: {r.edited_psnr:.1f} dB from the plain reconstruction."
         )
     lines += ["", "| channel | mean | std | min | max |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {i} | {s['mean']:+.2f} | {s['std']:.2f} | {s['min']:+.2f} | {s['max']:+.2f} |"
-              for i, s in enumerate(r.channel_stats)]  # fmt: skip
+    lines += [
+        f"| {i} | {s['mean']:+.2f} | {s['std']:.2f} | {s['min']:+.2f} | {s['max']:+.2f} |"
+        for i, s in enumerate(r.channel_stats)
+    ]
     return "\n".join(lines)
+
+
+def encode_decode(ctx: AppContext, upload, how, prompt, seed, channel, scale) -> dict[str, Any]:
+    """The picture through the VAE and back, and with one channel edited."""
+    ch, k = channel_index(channel), edit_scale(scale)
+    pipe = ctx.pipe()
+    image, note = picture(pipe, upload, how, prompt, seed)
+    r = run_engine(vae.round_trip, pipe.vae, image, ch, k)
+    return {
+        "status": note or "Encoded and decoded.",
+        "original": r.image,
+        "reconstruction": r.reconstruction,
+        "edited": r.edited,
+        "channels": r.channels,
+        "numbers": numbers_markdown(r),
+    }
 
 
 def create_tab(ctx: AppContext) -> None:
@@ -69,27 +90,29 @@ def create_tab(ctx: AppContext) -> None:
             prompt, seed = fallback_inputs("vae")
             with gr.Row():
                 channel = gr.Dropdown(CHANNELS, value="0", label="Edit: channel")
-                scale = passthrough(gr.Slider(*SCALE_LIMITS, value=0.0, step=0.25,
-                                  label="Edit: scale k (0 zeroes the channel, 1 leaves it)"))  # fmt: skip
+                scale = passthrough(
+                    gr.Slider(
+                        *SCALE_LIMITS,
+                        value=0.0,
+                        step=0.25,
+                        label="Edit: scale k (0 zeroes the channel, 1 leaves it)",
+                    )
+                )
             button = gr.Button("Encode and decode", variant="primary")
-    status = gr.Markdown()
+    outputs = dict(status=gr.Markdown())
     with gr.Row():
-        original = pixel_image("The picture x", height=200)
-        reconstruction = pixel_image("Reconstruction D(E(x))", height=200)
-        edited = pixel_image("Decoded edited latent", height=200)
-    channels = pixel_image("The latent E(x): its channels, each stretched to its range", height=160)
-    numbers = gr.Markdown()
-
-    @visitor_errors
-    def encode_decode(upload, how, prompt, seed, channel, scale):
-        ch, k = channel_index(channel), edit_scale(scale)
-        pipe = ctx.pipe()
-        image, note = picture(pipe, upload, how, prompt, seed)
-        r = vae.round_trip(pipe.vae, image, ch, k)
-        status = note or "Encoded and decoded."
-        return status, r.image, r.reconstruction, r.edited, r.channels, numbers_markdown(r)
-
-    inputs = [upload, how, prompt, seed, channel, scale]
-    outputs = [status, original, reconstruction, edited, channels, numbers]
-    button.click(encode_decode, inputs, outputs, api_name="vae", concurrency_limit=RUN_CONCURRENCY,
-                 concurrency_id="run")  # fmt: skip
+        outputs["original"] = pixel_image("The picture x", height=200)
+        outputs["reconstruction"] = pixel_image("Reconstruction D(E(x))", height=200)
+        outputs["edited"] = pixel_image("Decoded edited latent", height=200)
+    outputs["channels"] = pixel_image(
+        "The latent E(x): its channels, each stretched to its range", height=160
+    )
+    outputs["numbers"] = gr.Markdown()
+    button.click(
+        bind(encode_decode, ctx, outputs=outputs),
+        [upload, how, prompt, seed, channel, scale],
+        list(outputs.values()),
+        api_name="vae",
+        concurrency_limit=RUN_CONCURRENCY,
+        concurrency_id="run",
+    )
