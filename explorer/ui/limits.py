@@ -32,7 +32,7 @@ def run_memory_bytes(
 
 
 def largest_image(fixed_size: int | None = None, model: str | None = None) -> str:
-    """The largest picture a run makes: in general (docs/limits.md), or for the model being served."""
+    """The largest picture a run makes: in general (docs/limits.md), or for the model served."""
     most = int(CONTROLS["size"].maximum)
     if fixed_size:
         return f"{model or 'this model'}: {fixed_size} × {fixed_size} pixels, its own size only"
