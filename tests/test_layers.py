@@ -162,3 +162,19 @@ def test_the_controls_name_the_engines_schedulers():
     from explorer.inputs.controls import CONTROLS, SCHEDULER_NAMES
 
     assert SCHEDULER_NAMES == tuple(SCHEDULERS) == CONTROLS["scheduler"].choices
+
+
+def test_modules_and_functions_stay_small():
+    """One concept a module: at most 350 lines a module, 80 a function (outside tests)."""
+    root = PACKAGE.parent
+    files = [*PACKAGE.rglob("*.py"), *root.glob("benchmarks/*.py"), root / "app.py"]
+    long_modules, long_functions = [], []
+    for path in files:
+        source = path.read_text()
+        if len(source.splitlines()) > 350:
+            long_modules.append(str(path.relative_to(root)))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                if node.end_lineno - node.lineno + 1 > 80:
+                    long_functions.append(f"{path.relative_to(root)}:{node.lineno} {node.name}")
+    assert long_modules == [] and long_functions == []
