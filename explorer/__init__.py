@@ -8,7 +8,23 @@ Nothing heavy loads at import time: the public names below are imported lazily.
     >>> t.image, t.latents.shape                 # PIL image, (26, 4, 16, 16)
 """
 
+import logging
 from importlib import import_module
+
+
+class _NoTorchvisionFallbackNote(logging.Filter):
+    """Drops transformers' note that an image processor "requires torchvision (not installed);
+    falling back to `…Pil`": importing diffusers' pipelines names CLIP's and SigLIP's image
+    processors, which the Explorer never uses, so the note would print at every start. Every
+    other message of that logger still prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requires torchvision (not installed); falling back to" not in record.getMessage()
+
+
+# transformers' loggers are the standard library's, by module name: the filter holds before and
+# after transformers is imported (the note is logged where a lazy name is looked up)
+logging.getLogger("transformers.utils.import_utils").addFilter(_NoTorchvisionFallbackNote())
 
 _LAZY = {
     "trace": "explorer.engine.capture",

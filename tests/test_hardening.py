@@ -167,7 +167,7 @@ def test_a_cancelled_run_stops_and_frees_its_worker(served, client, reference):
     abandoned = engine.done[before]
     assert abandoned.settings["cancelled"] and abandoned.settings["steps_run"] < 100
     out = client.predict(**CHECK, api_name="/generate")
-    assert Path(out[0]).read_bytes() == reference and "Done: 1 steps" in out[1]
+    assert Path(out[0]).read_bytes() == reference and "Done: 1 step in" in out[1]
 
 
 # ---- the bad-input table ------------------------------------------------------------------
@@ -292,7 +292,7 @@ def test_an_upload_over_max_file_size_is_refused_and_the_app_serves_on(tmp_path)
         assert f"maximum allowed size of {limit} bytes" in response.text
         assert "Traceback" not in response.text
         out = small.predict(**CHECK, api_name="/generate")  # the app serves on
-        assert "Done: 1 steps" in out[1]
+        assert "Done: 1 step in" in out[1]
     finally:
         demo.close()
 

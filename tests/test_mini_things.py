@@ -144,3 +144,27 @@ def test_vae_smoke_training_resumes_and_reports(tmp_path):
         z = vae.encode(draw.batch([0, 1])).latent_dist.mode()
     assert z.shape == (2, *things_vae.latent_shape()) == (2, 4, 16, 16)
     assert draw.crops([0, 1, 2]).shape == (3, 3, 64, 64)
+
+
+def test_vae_export_restarts_an_empty_work_folder(tmp_path):
+    """A session's checkpoint exported as float16 starts the next session's run at its step."""
+    from explorer.mini.things import train_vae
+    from explorer.mini.things import vae as things_vae
+
+    threads = torch.get_num_threads()
+    first, second, out = tmp_path / "a", tmp_path / "b", tmp_path / "export"
+    try:
+        train_vae.main(["--smoke", "--work", str(first), "--threads", "1"])
+        train_vae.main(["--smoke", "--work", str(first), "--export", str(out)])
+        assert json.loads((out / "training.json").read_text())["steps_done"] == 3
+        assert list(out.glob("*.safetensors"))
+        train_vae.main(["--smoke", "--work", str(second), "--init", str(out), "--steps", "4"])
+    finally:
+        torch.set_num_threads(threads)
+    state = torch.load(second / "vae.pt", weights_only=True)
+    assert state["step"] == 4 and "started from" in (second / "vae_progress.log").read_text()
+    vae = things_vae.build_vae((8, 8, 16, 16), 4)
+    assert train_vae.load_export(vae, out) == 3
+    saved = torch.load(first / "vae.pt", weights_only=True)["vae"]
+    for name, p in vae.state_dict().items():  # exactly the float16 of the checkpoint's weights
+        assert torch.equal(p, saved[name].half().float()), name

@@ -19,10 +19,11 @@ def _data_uri(image: Image.Image, side: int = 48) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def numbered(labels: Sequence[str], width: int = 40) -> list[str]:
-    """Unique axis labels ("1. a red circle…"): plotly merges equal category labels."""
+def numbered(labels: Sequence[str], width: int = 40, start: int = 1) -> list[str]:
+    """Unique axis labels ("1. a red circle…"): plotly merges equal category labels. Tokens
+    count from `start` = 0, their positions (as the token table and the norms chart)."""
     cut = lambda s: s if len(s) <= width else s[: width - 1] + "…"  # noqa: E731
-    return [f"{i + 1}. {cut(s)}" for i, s in enumerate(labels)]
+    return [f"{i}. {cut(s)}" for i, s in enumerate(labels, start)]
 
 
 def heatmap_figure(

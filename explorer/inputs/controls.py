@@ -16,6 +16,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from explorer.inputs.errors import VisitorError
+from explorer.inputs.words import count
 
 MAX_PROMPT_CHARS = 2000  # longer text is refused (the encoder reads 77 tokens anyway)
 SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
@@ -282,7 +283,7 @@ def validate_strength(value: Any, steps: int) -> float:
     strength = validate_float("strength", value)
     if int(steps * strength) < 1:
         raise ControlError(
-            f"strength {strength:g} with {steps} steps runs no step (int(steps × strength) = 0): "
+            f"strength {strength:g} with {count(steps)} runs no step (int(steps × strength) = 0): "
             f"raise strength to at least {1 / steps:.3g}, or take more steps"
         )
     return strength

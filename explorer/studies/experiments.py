@@ -26,6 +26,7 @@ from explorer.engine.models import run_copy
 from explorer.engine.schedulers import SCHEDULERS
 from explorer.engine.tracefile import Trace
 from explorer.inputs.errors import VisitorError
+from explorer.inputs.words import count
 from explorer.studies.distances import latent_distance, pixel_distance
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what runs now)
@@ -142,7 +143,7 @@ def compare_steps(
         prompt,
         "steps",
         [int(n) for n in steps],
-        lambda n: f"{n} step" + "s" * (n != 1),
+        count,
         progress,
         **common,
     )
@@ -241,13 +242,13 @@ def compare_schedulers(
     ref = reference_run(pipe, prompt, **common)
     runs, curve, done = [], {}, 1
     for name in schedulers:
-        _report(progress, done, total, f"{name}, {steps} steps")
+        _report(progress, done, total, f"{name}, {count(steps)}")
         tr, sec = _timed_trace(pipe, prompt, steps=int(steps), scheduler=name, **common)
         runs.append(Run(name, name, tr, sec))
         curve[name] = []
         for n in curve_steps:
             done += 1
-            _report(progress, done, total, f"{name}, {n} steps")
+            _report(progress, done, total, f"{name}, {count(n)}")
             same = n == steps
             point = tr if same else trace(pipe, prompt, steps=n, scheduler=name, **common)
             curve[name].append(latent_distance(point, ref))

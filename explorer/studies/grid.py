@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from explorer.engine.capture import trace
 from explorer.inputs.errors import VisitorError
+from explorer.inputs.words import count
 from explorer.studies.experiments import Progress, Run
 from explorer.studies.sweeps import RULES, scale_embedding
 
@@ -34,6 +35,8 @@ PAD = 2  # pixels between cells
 
 def axis_label(axis: str, value: Any) -> str:
     """The label of one axis value, e.g. ("steps", 10) -> "10 steps"."""
+    if axis == "steps":
+        return count(int(value))
     text = f"{value:g}" if isinstance(value, float) else str(value)
     return AXES[axis].format(text)
 

@@ -20,6 +20,7 @@ from PIL import Image
 
 from explorer.engine.capture import trace
 from explorer.engine.tracefile import Trace
+from explorer.inputs.words import count
 from explorer.studies.experiments import Progress, Run, trace_each
 
 DEFAULT_STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -55,5 +56,5 @@ def strength_sweep(
     """
     values = [float(s) for s in strengths]
     steps = int(kwargs.get("steps", 25))
-    label = lambda s: f"strength {s:g} · {steps_run(steps, s)} steps"  # noqa: E731
+    label = lambda s: f"strength {s:g} · {count(steps_run(steps, s))}"  # noqa: E731
     return trace_each(pipe, prompt, "strength", values, label, progress, image=image, **kwargs)

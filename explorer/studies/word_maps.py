@@ -18,6 +18,7 @@ from explorer.engine.capture import trace as run_trace
 from explorer.engine.tokens import END, START, string_kinds
 from explorer.engine.tracefile import Trace
 from explorer.inputs.errors import VisitorError
+from explorer.inputs.words import count
 
 KIND_LABELS = {"start": "⟨start⟩", "end": "⟨end⟩", "pad": "⟨pad⟩"}
 
@@ -67,7 +68,8 @@ class WordMaps:
         if step is None:
             return self.maps.mean(axis=1)
         if not 0 <= step < self.maps.shape[1]:
-            raise VisitorError(f"step {step} out of range: this run has {self.maps.shape[1]} steps")
+            steps = count(self.maps.shape[1])
+            raise VisitorError(f"step {step} out of range: this run has {steps}")
         return self.maps[:, step]
 
 

@@ -10,6 +10,7 @@ import html
 
 from explorer.engine.tokens import string_kinds, text_length
 from explorer.engine.tracefile import Trace
+from explorer.inputs.words import count
 
 # Where each box jumps to: elem_id of a section of the step views.
 VIEW_IDS = {
@@ -51,7 +52,7 @@ def boxes(trace: Trace | None) -> list[tuple[str, str, str, str]]:
             "one vector per token; ×2 with guidance",
             "guidance",
         ),
-        (f"UNet × {T} steps", f"noise {_shape(B, C, h, w)}", "predicts the noise in x_t", "steps"),
+        (f"UNet × {count(T)}", f"noise {_shape(B, C, h, w)}", "predicts the noise in x_t", "steps"),
         (
             f"Scheduler ({sched})",
             f"x_(t−1) {_shape(1, C, h, w)}",

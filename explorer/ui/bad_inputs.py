@@ -66,7 +66,7 @@ VALUE_ROWS: dict[str, list[tuple]] = {
         ("control characters in the prompt", REMOVED, dict(prompt=CONTROL), True),
         ("a lone surrogate in the prompt", REMOVED, dict(prompt="a red \ud800 circle"), True),
         ("emoji in the prompt", "Done: 2 steps", dict(prompt="a red circle 🔴🟦✨"), True),
-        ("steps = 1, the fewest", "Done: 1 steps", dict(steps=1), True),
+        ("steps = 1, the fewest", "Done: 1 step in", dict(steps=1), True),
         (OVER, SHORTEN, dict(prompt=TOO_LONG)),
         ("steps = 0", STEPS_RANGE, dict(steps=0)),
         ("steps = -5", STEPS_RANGE, dict(steps=-5)),

@@ -46,10 +46,16 @@ NOTES = {  # what each sub-tab shows, in plain words
 }
 
 
+def table_cell(text: str) -> str:
+    """`text` for a Markdown table cell: its pipes escaped (`<|endoftext|>` would split the
+    cell at each "|", even inside a code span)."""
+    return text.replace("|", "\\|")
+
+
 def tokens_note(r: TokenStates) -> str:
     """Warnings, counts, the shared prefix and the token table of prompt A."""
     rows = [
-        f"| {i} | `{t}` | {k} | {r.a.ids[i]} |"
+        f"| {i} | `{table_cell(t)}` | {k} | {r.a.ids[i]} |"
         for i, (t, k) in enumerate(zip(r.a.tokens, r.a.kinds))
         if k != "pad"
     ]
@@ -62,7 +68,7 @@ def tokens_note(r: TokenStates) -> str:
         + "(cosine 1.00 on the diagonal).\n\n| position | token | kind | id |\n|---|---|---|---|\n"
         + "\n".join(rows)
         + (
-            f"\n| {r.a.n_text}…{r.a.max_length - 1} | `{r.a.tokens[-1]}` | pad ×{pads} "
+            f"\n| {r.a.n_text}…{r.a.max_length - 1} | `{table_cell(r.a.tokens[-1])}` | pad ×{pads} "
             f"| {r.a.ids[-1]} |"
             if pads
             else ""

@@ -106,8 +106,8 @@ def tokens(ctx: AppContext, a, b) -> tuple:
     note = notes_markdown(notes) + fmt.tokens_note(r)
     heat = charts.heatmap_figure(
         r.cosine,
-        charts.numbered(r.a.tokens[: r.a.n_text], 16),
-        charts.numbered(r.b.tokens[: r.b.n_text], 16),
+        charts.numbered(r.a.tokens[: r.a.n_text], 16, start=0),
+        charts.numbered(r.b.tokens[: r.b.n_text], 16, start=0),
         "Token × token cosine of last_hidden_state (rows A, columns B)",
     )
     return note, charts.token_norms_figure(r.a.tokens, r.norms_a, r.a.kinds), heat

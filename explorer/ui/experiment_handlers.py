@@ -16,6 +16,7 @@ import gradio as gr
 from explorer.charts import experiments as charts
 from explorer.engine import capture
 from explorer.inputs.controls import ControlError, RunSettings, validate_run
+from explorer.inputs.words import count
 from explorer.studies import experiments as ex
 from explorer.studies import grid as gridmod
 from explorer.studies import sweeps
@@ -236,7 +237,7 @@ def compare_schedulers(
     )
     rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]
     caps = [f"{x.value} · distance {d:.3g}" for x, d in zip(r.runs, r.distance)]
-    headers = ["scheduler", f"latent distance to DDIM 200 at {r.steps} steps", "seconds"]
+    headers = ["scheduler", f"latent distance to DDIM 200 at {count(r.steps)}", "seconds"]
     return {
         "gallery": _gallery(r.runs, caps),
         "plot": charts.scheduler_accuracy_figure(r.curve_steps, r.curve, chosen=r.steps),

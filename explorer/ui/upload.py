@@ -13,8 +13,9 @@ import gradio as gr
 from explorer.engine.capture import trace
 from explorer.engine.models import image_size
 from explorer.inputs import uploads as images
-from explorer.inputs.controls import validate_int, validate_run
+from explorer.inputs.controls import CONTROLS, validate_int, validate_run
 from explorer.inputs.uploads import FIT_WORDS, Loaded
+from explorer.inputs.words import count
 from explorer.ui.common import notes_markdown, prompt_notes, run_engine
 from explorer.ui.widgets import control_input
 
@@ -41,11 +42,18 @@ def fallback_inputs(tab: str) -> tuple[gr.Textbox, gr.Number]:
     return prompt, control_input("seed", elem_id=f"{tab}-seed")
 
 
+# What the API takes for an omitted upload, fit, prompt or seed (the controls' own defaults): with
+# no upload the tabs generate their picture from the prompt
+NO_UPLOAD = dict(
+    upload=None, how="pad", prompt=CONTROLS["prompt"].default, seed=CONTROLS["seed"].default
+)
+
+
 def fit_choice() -> gr.Radio:
     """Pad or crop, stated in full beside the choice."""
     return gr.Radio(
         list(FIT_WORDS),
-        value="pad",
+        value=NO_UPLOAD["how"],
         label="Fit uploads to the model's size",
         info=" · ".join(f"{k}: {v}" for k, v in FIT_WORDS.items()),
     )
@@ -88,4 +96,4 @@ def picture(pipe, upload: str | None, how: str, prompt, seed) -> tuple:
     s = validate_run(prompt, seed=validate_int("seed", seed))
     image = run_engine(trace, pipe, s.prompt, seed=s.seed).image
     notes = notes_markdown(prompt_notes(pipe, s))
-    return image, f"{notes}No upload: generated “{s.prompt}” (seed {s.seed}, {s.steps} steps).  \n"
+    return image, f"{notes}No upload: generated “{s.prompt}” (seed {s.seed}, {count(s.steps)}).  \n"

@@ -9,6 +9,11 @@ and ``<work>/vae_progress.log``; held-out figures (PSNR on 128x128 pictures, and
 judge reading the reconstructions) to ``<work>/vae_metrics.json``; the finished VAE as a diffusers
 folder to ``<work>/vae``. ``--evaluate`` only measures the checkpoint; ``--smoke`` trains a tiny
 model for a few steps (tests use it so this script cannot rot).
+
+Across sessions (the work folder is not committed): ``--export DIR`` writes the checkpoint's VAE
+as a diffusers folder of float16 safetensors with ``training.json`` (the steps it has run and the
+config); ``--init DIR`` starts an empty work folder from such a folder at its step (the weights
+come back exactly as float16 held them; the optimiser's moments start afresh).
 """
 
 from __future__ import annotations
@@ -96,7 +101,13 @@ def _save_metrics(path: Path, update: dict) -> dict:
     return metrics
 
 
-def train(cfg: Config, work: Path, device: torch.device, evaluate_only: bool = False) -> dict:
+def train(
+    cfg: Config,
+    work: Path,
+    device: torch.device,
+    evaluate_only: bool = False,
+    init: Path | None = None,
+) -> dict:
     """Train (or resume) the VAE in ``work``; returns the metrics written to vae_metrics.json.
     With ``evaluate_only``, only measure the checkpoint as it stands."""
     work.mkdir(parents=True, exist_ok=True)
@@ -131,6 +142,10 @@ def train(cfg: Config, work: Path, device: torch.device, evaluate_only: bool = F
 
     loop_metrics: dict = {}
     objs = dict(vae=vae, opt=opt)
+    if init is not None and not (work / "vae.pt").exists():
+        start = load_export(vae, init)
+        Checkpoint(work, "vae").save(start, **objs)
+        progress.log(f"started from {init} at step {start}")
     if evaluate_only:  # the checkpoint as it stands, no training
         step = Checkpoint(work, "vae").load(vae=vae)
         figures = things_vae.heldout_metrics(vae, cfg.final_pictures, judge_too=True)
@@ -142,6 +157,27 @@ def train(cfg: Config, work: Path, device: torch.device, evaluate_only: bool = F
     progress.log(f"final held-out figures: {json.dumps(final)}")
     update = {"config": asdict(cfg), "final": final, "loop": loop_metrics["vae"]}
     return _save_metrics(mpath, update)
+
+
+def export(cfg: Config, work: Path, out: Path) -> Path:
+    """The checkpoint in ``work`` as a diffusers folder of float16 safetensors, with the step it
+    has reached and the config in ``training.json``."""
+    widths = tuple(int(w) for w in cfg.widths.split(","))
+    vae = things_vae.build_vae(widths, cfg.groups)
+    step = Checkpoint(work, "vae").load(vae=vae)
+    vae.to(torch.float16).save_pretrained(out)  # diffusers layout, safetensors
+    info = {"steps_done": step, "config": asdict(cfg)}
+    (Path(out) / "training.json").write_text(json.dumps(info, indent=1) + "\n")
+    return Path(out)
+
+
+def load_export(vae: torch.nn.Module, folder: Path) -> int:
+    """Load an ``export``-ed folder's weights into ``vae``; returns the step it had reached."""
+    from diffusers import AutoencoderKL
+
+    saved = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32)
+    vae.load_state_dict(saved.state_dict())
+    return int(json.loads((Path(folder) / "training.json").read_text())["steps_done"])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -156,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--evaluate", action="store_true", help="only measure the checkpoint (final_pictures)"
     )
+    p.add_argument("--export", type=Path, default=None, help="write the checkpoint (fp16) here")
+    p.add_argument("--init", type=Path, default=None, help="start an empty --work from an export")
     for f in fields(Config):
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
     args = p.parse_args(argv)
@@ -164,7 +202,10 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, f.name) is not None:
             setattr(cfg, f.name, getattr(args, f.name))
     torch.set_num_threads(args.threads)
-    metrics = train(cfg, args.work, torch.device(args.device), args.evaluate)
+    if args.export is not None:
+        print(f"wrote {export(cfg, args.work, args.export)}")
+        return
+    metrics = train(cfg, args.work, torch.device(args.device), args.evaluate, args.init)
     print(json.dumps(metrics.get("evaluated" if args.evaluate else "final", {}), indent=2))
 
 

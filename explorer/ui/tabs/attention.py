@@ -22,6 +22,7 @@ from explorer.inputs.controls import (
     validate_run,
     whole_number,
 )
+from explorer.inputs.words import count
 from explorer.studies import word_maps as wordmaps
 from explorer.ui.common import (
     RUN_CONCURRENCY,
@@ -124,7 +125,7 @@ def run_attention(
     run = run_engine(attention_run, pipe, settings)
     n_steps = len(run.x0)
     if step_value > n_steps and not average:
-        notes.append(f"this run has {n_steps} steps: showing step {n_steps}")
+        notes.append(f"this run has {count(n_steps)}: showing step {n_steps}")
     step_value = min(step_value, n_steps)
     try:
         picked = wordmaps.find_token(run.maps, token_choice)

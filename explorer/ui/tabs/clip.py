@@ -191,11 +191,14 @@ def create_tab(ctx: AppContext) -> None:
         concurrency_id="clip",
     )
     shown = {name: map_outputs[name] for name in ("plot", "images")}
-    map_outputs["step"].release(
+    step = map_outputs["step"]
+    gr.on(  # typing into the step box fires `input` (`release` only on blur or a drag's end)
+        [step.input, step.release],
         bind(show_step, outputs=shown),
-        [map_outputs["state"], map_outputs["step"]],
+        [map_outputs["state"], step],
         list(shown.values()),
         api_visibility="private",
+        trigger_mode="always_last",
         concurrency_limit=VIEW_CONCURRENCY,
         concurrency_id="views",
     )

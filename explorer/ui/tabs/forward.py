@@ -25,10 +25,11 @@ from explorer.ui.common import (
     pixel_image,
     run_engine,
 )
-from explorer.ui.upload import fallback_inputs, picture, picture_inputs
+from explorer.ui.upload import NO_UPLOAD, fallback_inputs, picture, picture_inputs
 
 TITLE = "Forward process"
 LIMITS = dict(integer=True, lo=0, hi=999, max_count=8)
+DEFAULT_TIMESTEPS = format_list(forward.DEFAULT_TIMESTEPS)  # the box's text
 INTRO = (
     "Training teaches the UNet to undo one corruption: **x_t = √ᾱ_t · x_0 + √(1 − ᾱ_t) · ε**. "
     "Pick timesteps t (0 = clean, 999 = almost pure noise); each shows the noisy latent, what the "
@@ -50,7 +51,14 @@ def snr_table(result: forward.ForwardResult) -> str:
     return "\n".join(rows)
 
 
-def add_noise(ctx: AppContext, upload, how, prompt, timesteps_text, seed) -> dict[str, Any]:
+def add_noise(
+    ctx: AppContext,
+    upload=NO_UPLOAD["upload"],  # a default of None: API callers may omit it
+    how=NO_UPLOAD["how"],
+    prompt=NO_UPLOAD["prompt"],
+    timesteps_text=DEFAULT_TIMESTEPS,
+    seed=NO_UPLOAD["seed"],
+) -> dict[str, Any]:
     """The picture noised to each timestep, with blur and masking beside it."""
     ts = parse_numbers(timesteps_text, name="timesteps", **LIMITS)
     seed = validate_int("seed", seed)
@@ -79,7 +87,7 @@ def create_tab(ctx: AppContext) -> None:
             prompt, seed = fallback_inputs("forward")
             timesteps = gr.Textbox(
                 label="Timesteps t",
-                value=format_list(forward.DEFAULT_TIMESTEPS),
+                value=DEFAULT_TIMESTEPS,
                 info=describe_limits(**LIMITS),
             )
             button = gr.Button("Add noise", variant="primary")

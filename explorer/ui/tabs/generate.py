@@ -26,6 +26,7 @@ from explorer.engine.capture import trace as run_trace
 from explorer.engine.runzip import MAX_ZIP_BYTES, pack, unpack
 from explorer.engine.tracefile import Trace
 from explorer.inputs.controls import UI_SEED_MAX, RunSettings, validate_run
+from explorer.inputs.words import count
 from explorer.studies import anatomy
 from explorer.ui.common import (
     RUN_CONCURRENCY,
@@ -155,7 +156,7 @@ def generate(
                     continue
                 last = now
                 progress((item.num_steps, settings.steps), desc="denoising")
-                status = f"Step **{item.num_steps} of {settings.steps}** (preview decode)"
+                status = f"Step {item.num_steps} of {settings.steps} (preview decode)"
                 update = {"image": item.previews[-1], "status": header + status}
                 if now - last_gallery >= GALLERY_EVERY:
                     last_gallery = now
@@ -166,16 +167,14 @@ def generate(
 
 
 def done_text(trace: Trace) -> str:
-    """The status line of a finished (or stopped) run."""
+    """The status line of a finished (or stopped) run: plain text, as API callers get it."""
     s = trace.settings
     ran = (
-        f"stopped after {s['steps_run']} of {s['steps']} steps"
+        f"stopped after {s['steps_run']} of {count(s['steps'])}"
         if s["cancelled"]
-        else f"{s['steps']} steps"
+        else count(s["steps"])
     )
-    return (
-        f"Done: {ran} in {sum(trace.seconds):.2f} s · seed **{s['seed']}** · {s['scheduler_class']}"
-    )
+    return f"Done: {ran} in {sum(trace.seconds):.2f} s · seed {s['seed']} · {s['scheduler_class']}"
 
 
 def pick_seed(seed, randomize: bool):
@@ -205,7 +204,7 @@ def open_run(upload: str | None) -> dict:
     s = trace.settings
     note = (
         f"Opened a saved run: “{s.get('prompt', '')}”, seed {s.get('seed')}, "
-        f"{trace.num_steps} steps, {s.get('scheduler', '?')}. Steps are shown with the cheap "
+        f"{count(trace.num_steps)}, {s.get('scheduler', '?')}. Steps are shown with the cheap "
         "linear preview (no model needed); the final image is the saved one."
     )
     return {"image": trace.image, "status": note, **run_values(view)}

@@ -15,6 +15,7 @@ import gradio as gr
 
 from explorer.inputs.controls import validate_run, validate_strength
 from explorer.inputs.lists import describe_limits, format_list, parse_numbers
+from explorer.inputs.words import count
 from explorer.studies import img2img
 from explorer.ui.common import (
     RUN_CONCURRENCY,
@@ -83,7 +84,7 @@ def run(
         img2img.sketch_to_image, pipe, loaded.image, text, strength=value, on_step=tick, **kw
     )
     done = (
-        f"{notes}Done: strength {value:g} ran **{tr.num_steps} of {kw['steps']} steps** "
+        f"{notes}Done: strength {value:g} ran {tr.num_steps} of {count(kw['steps'])} "
         f"(int({kw['steps']} × {value:g})), starting at t = {float(tr.timesteps[0]):.0f}, where "
         f"ᾱ = {float(tr.alphas_cumprod[0]):.3f} of the start latent is your sketch's signal share."
     )

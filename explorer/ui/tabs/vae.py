@@ -14,11 +14,12 @@ import gradio as gr
 from explorer.inputs.controls import ControlError, validate_float_range
 from explorer.studies import latent_space as vae
 from explorer.ui.common import RUN_CONCURRENCY, AppContext, bind, explain, pixel_image, run_engine
-from explorer.ui.upload import fallback_inputs, picture, picture_inputs
+from explorer.ui.upload import NO_UPLOAD, fallback_inputs, picture, picture_inputs
 from explorer.ui.widgets import passthrough
 
 TITLE = "Latent space"
 CHANNELS = ["all", "0", "1", "2", "3"]
+DEFAULT_CHANNEL, DEFAULT_SCALE = "0", 0.0  # the edit: channel 0 zeroed
 SCALE_LIMITS = (-4.0, 4.0)
 INTRO = (
     "Stable Diffusion never denoises pixels: its VAE squeezes the picture into a small latent, "
@@ -64,7 +65,15 @@ def numbers_markdown(r: vae.RoundTrip) -> str:
     return "\n".join(lines)
 
 
-def encode_decode(ctx: AppContext, upload, how, prompt, seed, channel, scale) -> dict[str, Any]:
+def encode_decode(
+    ctx: AppContext,
+    upload=NO_UPLOAD["upload"],  # a default of None: API callers may omit it
+    how=NO_UPLOAD["how"],
+    prompt=NO_UPLOAD["prompt"],
+    seed=NO_UPLOAD["seed"],
+    channel=DEFAULT_CHANNEL,
+    scale=DEFAULT_SCALE,
+) -> dict[str, Any]:
     """The picture through the VAE and back, and with one channel edited."""
     ch, k = channel_index(channel), edit_scale(scale)
     pipe = ctx.pipe()
@@ -89,11 +98,11 @@ def create_tab(ctx: AppContext) -> None:
         with gr.Column(scale=3):
             prompt, seed = fallback_inputs("vae")
             with gr.Row():
-                channel = gr.Dropdown(CHANNELS, value="0", label="Edit: channel")
+                channel = gr.Dropdown(CHANNELS, value=DEFAULT_CHANNEL, label="Edit: channel")
                 scale = passthrough(
                     gr.Slider(
                         *SCALE_LIMITS,
-                        value=0.0,
+                        value=DEFAULT_SCALE,
                         step=0.25,
                         label="Edit: scale k (0 zeroes the channel, 1 leaves it)",
                     )

@@ -1,0 +1,129 @@
+"""Issue 24, "every view honest and readable": the start is quiet, counts read as English, API
+status lines are plain text, the token table and heatmap agree, the Maps step box answers Enter,
+and /forward and /vae run without an upload."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stderr(*code: str) -> str:
+    """What `python *code` prints on stderr, run from the repository root."""
+    done = subprocess.run(
+        [sys.executable, *code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def test_the_cli_help_prints_no_torchvision_warning():
+    assert "torchvision" not in _stderr("-m", "explorer", "trace", "--help")
+
+
+def test_loading_the_pipeline_modules_prints_no_torchvision_warning():
+    # importing diffusers' pipelines makes transformers warn that its image processors (which
+    # the Explorer never uses) fall back to PIL without torchvision
+    code = "import explorer.engine.capture, explorer.engine.models, explorer.mini.package"
+    assert "torchvision" not in _stderr("-c", code)
+
+
+def test_other_transformers_warnings_still_print():
+    code = (
+        "import explorer.engine.capture\n"
+        "from transformers.utils import logging\n"
+        "logging.get_logger('transformers.utils.import_utils').warning('another warning')\n"
+    )
+    assert "another warning" in _stderr("-c", code)
+
+
+def test_one_step_is_singular():
+    from types import SimpleNamespace
+
+    from explorer.inputs.words import count
+    from explorer.studies.grid import axis_label
+    from explorer.ui.tabs.generate import done_text
+
+    assert (count(1), count(2), count(0), count(1, "token")) == (
+        "1 step",
+        "2 steps",
+        "0 steps",
+        "1 token",
+    )
+    assert (axis_label("steps", 1), axis_label("steps", 10)) == ("1 step", "10 steps")
+    s = dict(steps=1, seed=3, scheduler_class="DDIMScheduler", cancelled=False)
+    assert done_text(SimpleNamespace(settings=s, seconds=[0.5])).startswith("Done: 1 step in ")
+    stopped = {**s, "steps": 5, "steps_run": 1, "cancelled": True}
+    text = done_text(SimpleNamespace(settings=stopped, seconds=[0.5]))
+    assert text.startswith("Done: stopped after 1 of 5 steps in ")
+
+
+def _cells(row: str) -> int:
+    """How many cells a Markdown table row has: split at the pipes that are not escaped."""
+    import re
+
+    return len(re.split(r"(?<!\\)\|", row.strip().strip("|")))
+
+
+def test_token_table_and_heatmap_count_positions_alike(tiny_pipe):
+    from explorer.ui import clip_handlers
+    from explorer.ui.common import AppContext
+
+    ctx = AppContext(load=lambda: tiny_pipe)
+    note, _norms, heat = clip_handlers.tokens(ctx, "a red circle", "a blue square")
+    table = [line for line in note.splitlines() if line.startswith("|")]
+    header = table[0]
+    assert header == "| position | token | kind | id |"
+    marked = [row for row in table if "startoftext" in row or "endoftext" in row]
+    assert len(marked) == 3  # the start, the end and the padding row
+    assert all(_cells(row) == _cells(header) for row in table), table
+    assert table[2].startswith("| 0 | `<\\|startoftext\\|>` | start |")
+    assert list(heat.layout.yaxis.ticktext or heat.data[0].y)[0].startswith("0. ")
+    assert list(heat.layout.xaxis.ticktext or heat.data[0].x)[0].startswith("0. ")
+
+
+def test_typing_a_step_into_the_maps_box_updates_the_view():
+    # gradio 6's slider fires `input` as its number box is typed into and `release` only on
+    # blur or at the end of a drag: the step must answer both
+    from explorer.ui.common import AppContext
+    from explorer.ui.layout import build_demo
+
+    demo = build_demo(AppContext(load=lambda: None), ["explorer.ui.tabs.clip"])
+    config = demo.get_config_file()
+    (step,) = [
+        c["id"] for c in config["components"] if c.get("props", {}).get("label") == "Step to show"
+    ]
+    events = {
+        event
+        for dep in config["dependencies"]
+        for target, event in dep["targets"]
+        if target == step
+    }
+    assert {"input", "release"} <= events
+
+
+def test_forward_and_vae_run_without_an_upload(tiny_pipe):
+    from conftest import tab_client
+
+    tabs = ["explorer.ui.tabs.forward", "explorer.ui.tabs.vae"]
+    with tab_client(tiny_pipe, tabs) as client:
+        info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+        for api_name in ("/forward", "/vae"):
+            (upload,) = [p for p in info[api_name]["parameters"] if p["parameter_name"] == "upload"]
+            assert upload["parameter_has_default"] and upload["parameter_default"] is None
+            status = client.predict(prompt="a red circle", api_name=api_name)[0]
+            assert "No upload: generated “a red circle”" in status, (api_name, status)
+
+
+def test_api_status_lines_are_plain_text(tiny_pipe):
+    # the page renders the status as Markdown, but an API caller gets the string itself
+    from conftest import tab_client
+
+    with tab_client(tiny_pipe, ["explorer.ui.tabs.generate"]) as client:
+        job = client.submit(prompt="a red circle", seed=3, steps=2, api_name="/generate")
+        statuses = [update[1] for update in job] + [job.result()[1]]
+    assert statuses[-1].startswith("Done: 2 steps in ") and "seed 3 ·" in statuses[-1]
+    assert not [s for s in statuses if "**" in s], statuses
