@@ -12,20 +12,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from explorer.mini import data as shapes_world
+
 PICTURE = 128  # picture side, pixels
 SIZES = {"small": 36, "large": 56}  # longer side of a drawn glyph, pixels
 GRID = (24, 64, 104)  # centre coordinates of the 3x3 position grid, pixels
-POSITIONS = {  # word -> (column, row) of the grid
-    "top left": (0, 0),
-    "top": (1, 0),
-    "top right": (2, 0),
-    "left": (0, 1),
-    "center": (1, 1),
-    "right": (2, 1),
-    "bottom left": (0, 2),
-    "bottom": (1, 2),
-    "bottom right": (2, 2),
-}
+POSITIONS = shapes_world.POSITIONS  # word -> (column, row): the shapes world's nine words
 BACKGROUNDS = {  # plain colours, RGB 0-255; far apart, and each keeps most glyphs visible
     "white": (255, 255, 255),
     "black": (0, 0, 0),
