@@ -161,14 +161,25 @@ def train(
 
 def export(cfg: Config, work: Path, out: Path) -> Path:
     """The checkpoint in ``work`` as a diffusers folder of float16 safetensors, with the step it
-    has reached and the config in ``training.json``."""
+    has reached, the config and the newest held-out figures in ``training.json``."""
     widths = tuple(int(w) for w in cfg.widths.split(","))
     vae = things_vae.build_vae(widths, cfg.groups)
     step = Checkpoint(work, "vae").load(vae=vae)
     vae.to(torch.float16).save_pretrained(out)  # diffusers layout, safetensors
-    info = {"steps_done": step, "config": asdict(cfg)}
+    info = {"steps_done": step, "config": asdict(cfg), "heldout": _latest_figures(work)}
     (Path(out) / "training.json").write_text(json.dumps(info, indent=1) + "\n")
     return Path(out)
+
+
+def _latest_figures(work: Path) -> dict | None:
+    """The newest held-out figures in ``<work>/vae_metrics.json`` (final, evaluated, or the last
+    quick one), or None."""
+    path = work / "vae_metrics.json"
+    if not path.exists():
+        return None
+    m = json.loads(path.read_text())
+    history = m.get("history") or [None]
+    return m.get("final") or m.get("evaluated") or history[-1]
 
 
 def load_export(vae: torch.nn.Module, folder: Path) -> int:
