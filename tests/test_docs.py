@@ -220,3 +220,11 @@ def test_app_py_is_the_server_module():
         assert getattr(app, name) is getattr(server, name)
     args = app.parse_args([], env={"EXPLORER_MODEL": "some/model", "PORT": "8000"})
     assert (args.model, args.port, args.host) == ("some/model", 8000, "127.0.0.1")
+
+
+def test_docs_hold_the_limits_and_the_bad_input_table():
+    from explorer.ui.limits import markdown_bad_inputs, markdown_limits
+
+    text = (ROOT / "docs" / "limits.md").read_text()
+    assert markdown_limits() in text
+    assert markdown_bad_inputs() in text
