@@ -29,7 +29,7 @@ def load(model: str | None, device: str = "cpu"):
         from explorer.engine.models import load_pipeline
 
         pipe = load_pipeline(model, device)
-        return pipe, model or "mini-sd (explorer.engine.models.load_pipeline)"
+        return pipe, model or "mini-shapes (explorer.engine.models.load_pipeline)"
     except Exception as e:  # noqa: BLE001 -- any failure falls back to the tiny pipeline
         if model:
             raise

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_control(p, "--negative", "negative_prompt")
     _add_control(p, "--steps", "steps", type=control_type("steps"))
     _add_control(p, "--scheduler", "scheduler", choices=CONTROLS["scheduler"].choices)
+    _add_control(p, "--spacing", "spacing", choices=CONTROLS["spacing"].choices)
     _add_control(p, "--guidance", "guidance", type=control_type("guidance"))
     _add_control(p, "--seed", "seed", type=control_type("seed"))
     size = _argument_type("size", _size)
@@ -87,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", type=Path, default=None, help="init image: runs img2img")
     _add_control(p, "--strength", "strength", type=_argument_type("strength", _strength))
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    p.add_argument("--model", default=None, help="diffusers folder or id (default: Mini SD)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="mini-shapes, mini-things, a diffusers folder or a hub id (default: mini-shapes)",
+    )
     p.add_argument("--device", default=None, help="torch device (default: automatic)")
     p.add_argument(
         "--strip", choices=["vae", "preview"], default="vae", help="how strip.png is decoded"
@@ -113,8 +118,9 @@ def run_trace(args: argparse.Namespace) -> Path:
             init = im.convert("RGB")
     pipe = load_pipeline(args.model, args.device)
     pipe.set_progress_bar_config(disable=True)  # ours below counts the same steps
+    spacing = None if args.spacing == "model" else args.spacing
     if init is None:
-        sched = make_scheduler(pipe, args.scheduler)
+        sched = make_scheduler(pipe, args.scheduler, spacing)
         sched.set_timesteps(args.steps)
         total = len(sched.timesteps)  # PNDM runs one step more
     else:
@@ -128,6 +134,7 @@ def run_trace(args: argparse.Namespace) -> Path:
             guidance=args.guidance,
             seed=args.seed,
             scheduler=args.scheduler,
+            spacing=spacing,
             height=args.height,
             width=args.width,
             image=init,

@@ -4,6 +4,7 @@ and /forward and /vae run without an upload."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,12 +60,12 @@ def test_one_step_is_singular():
     stopped = {**s, "steps": 5, "steps_run": 1, "cancelled": True}
     text = done_text(SimpleNamespace(settings=stopped, seconds=[0.5]))
     assert text.startswith("Done: stopped after 1 of 5 steps in ")
+    waited = done_text(SimpleNamespace(settings=s, seconds=[0.5]), waited=1.7)
+    assert waited.startswith("Done: 1 step in 1.70 s (the model's steps 0.50 s) · seed 3")
 
 
 def _cells(row: str) -> int:
     """How many cells a Markdown table row has: split at the pipes that are not escaped."""
-    import re
-
     return len(re.split(r"(?<!\\)\|", row.strip().strip("|")))
 
 
@@ -125,5 +126,61 @@ def test_api_status_lines_are_plain_text(tiny_pipe):
     with tab_client(tiny_pipe, ["explorer.ui.tabs.generate"]) as client:
         job = client.submit(prompt="a red circle", seed=3, steps=2, api_name="/generate")
         statuses = [update[1] for update in job] + [job.result()[1]]
-    assert statuses[-1].startswith("Done: 2 steps in ") and "seed 3 ·" in statuses[-1]
+    done = statuses[-1].splitlines()[-1]  # after the notes (here: few "leading" steps)
+    assert done.startswith("Done: 2 steps in ") and "seed 3 ·" in done
+    pattern = r"Done: 2 steps in ([\d.]+) s \(the model's steps ([\d.]+) s\)"
+    waited, model = re.match(pattern, done).groups()
+    assert float(waited) >= float(model) > 0  # the visitor's wait includes the model's time
     assert not [s for s in statuses if "**" in s], statuses
+
+
+def test_unknown_words_are_named_with_what_the_model_knows(mini_pipe):
+    from explorer.engine.models import private_tokenizer
+    from explorer.inputs.words import unknown
+    from explorer.ui.notes import prompt_notes
+    from explorer.ui.tabs.generate import validate_run
+
+    tok = private_tokenizer(mini_pipe)
+    assert unknown(tok, "an Astronaut riding a horse, astronaut") == [
+        "Astronaut",
+        "riding",
+        "horse",
+    ]
+    assert unknown(tok, "a large red circle, top left") == []
+    settings = validate_run("an astronaut riding a horse", "", 0, 25, 7.5, "ddim")
+    notes = prompt_notes(mini_pipe, settings)
+    [note] = [n for n in notes if "does not know" in n]
+    assert note.startswith('mini-shapes does not know "astronaut", "riding" and "horse"')
+    assert "circle" in note and "top left" in note and "<|unk|>" in note
+    plain = validate_run("a large red circle", "", 0, 25, 7.5, "ddim")
+    assert not any("does not know" in n for n in prompt_notes(mini_pipe, plain))
+
+
+def test_a_bpe_style_tokenizer_knows_every_word():
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    from explorer.inputs.words import unknown
+
+    # SD's CLIP tokenizer has no unknown words: its "unknown" token is its end token
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"<|endoftext|>": 0}, "<|endoftext|>")),
+        unk_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+    )
+    assert unknown(tok, "an astronaut") == []
+
+
+def test_the_page_lists_what_the_embedded_model_knows():
+    from explorer.mini.known import known_markdown, known_words
+
+    shapes = known_words("mini-shapes")
+    assert shapes["shapes"] == ("circle", "square", "triangle", "star", "cross")
+    things = known_words("mini-things")
+    assert (
+        sum(len(v) for k, v in things.items() if k not in ("backgrounds", "sizes", "positions"))
+        >= 100
+    )
+    assert any(w.startswith("cat (kitten") for w in things["animals"])
+    assert known_words("some/checkpoint") == {} and known_markdown("some/checkpoint") == ""
+    assert "- **backgrounds** (10): white, black" in known_markdown("mini-things")

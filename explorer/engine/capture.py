@@ -52,11 +52,13 @@ from explorer.engine.recorder import (  # noqa: F401 - re-exported: the hook API
 from explorer.engine.tracefile import Trace
 
 
-def private_pipeline(pipe: Any, scheduler: str, img2img: bool = False) -> Any:
-    """A shallow copy of `pipe` that shares its weights but holds its own scheduler and
-    tokenizer."""
+def private_pipeline(
+    pipe: Any, scheduler: str, img2img: bool = False, spacing: str | None = None
+) -> Any:
+    """A shallow copy of `pipe` that shares its weights but holds its own scheduler (timestep
+    spacing `spacing`, default the config's) and tokenizer."""
     cls = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
-    return run_copy(pipe, scheduler, cls)  # shares the weights only: see models.run_copy
+    return run_copy(pipe, scheduler, cls, spacing)  # shares the weights only: models.run_copy
 
 
 def run_settings(pipe: Any, run: Any, scheduler: str, steps: int, guidance: float) -> dict:
@@ -116,6 +118,7 @@ def trace(
     should_stop: Callable[[], bool] | None = None,
     preview: bool = False,
     attention: bool = False,
+    spacing: str | None = None,
 ) -> Trace:
     """Run `pipe` once, exactly as `pipe(...)` would, and return the record of every step.
 
@@ -127,13 +130,15 @@ def trace(
     steps (the trace then holds the steps run, and the image decoded from the last latent).
     `preview=True` also makes a linear preview of each step's x_0 (`Trace.previews`).
     `attention=True` also records cross-attention maps (`Trace.attention`, in the final record
-    only; see `explorer.engine.attention_taps`); the image is the same.
+    only; see `explorer.engine.attention_taps`); the image is the same. `spacing` ("leading",
+    "trailing", "linspace") overrides the scheduler config's `timestep_spacing`, as
+    `Cls.from_config(config, timestep_spacing=spacing)` would (`explorer.engine.schedulers`).
     """
     # 1. Check inputs
     _check_inputs(prompt, negative_prompt, steps, image, height, width, strength)
 
     # 2. A shallow copy of the pipeline with a fresh scheduler (shares the weights)
-    run = private_pipeline(pipe, scheduler, img2img=image is not None)
+    run = private_pipeline(pipe, scheduler, img2img=image is not None, spacing=spacing)
     guided = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
 
     # 3. Settings and tokens, known before the run

@@ -18,8 +18,11 @@ import torch
 
 from explorer.engine import fastpath
 
-MINI_DIR = Path(__file__).parent.parent / "mini" / "model"  # the embedded default
-MINI_NAME = "mini-sd"  # what settings and the UI call the embedded model
+MINI_DIR = Path(__file__).parent.parent / "mini" / "model"  # mini-shapes, the embedded default
+THINGS_DIR = Path(__file__).parent.parent / "mini" / "things" / "model"
+MINI_MODELS = {"mini-shapes": MINI_DIR, "mini-things": THINGS_DIR}  # the embedded models
+MINI_NAME = "mini-shapes"  # what `model=None` loads
+ALIASES = {"mini-sd": "mini-shapes"}  # the embedded model's name before there were two
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 _lock = threading.Lock()
 
@@ -74,9 +77,18 @@ def load_pipeline(model: str | None = None, device: str | None = None):
     SD 1.x/2.x checkpoint, in float16 on CUDA and float32 on the CPU.
     """
     dev = resolve_device(device)
-    key = str(MINI_DIR if model in (None, "", MINI_NAME) else model)
+    name = mini_name(model)
+    key = str(MINI_MODELS[name] if name else model)
     with _lock:
         return _load(key, str(dev))
+
+
+def mini_name(model: str | None) -> str | None:
+    """The embedded model a ``--model`` value names (None and "" name the default), else None."""
+    if model in (None, ""):
+        return MINI_NAME
+    name = ALIASES.get(str(model), str(model))
+    return name if name in MINI_MODELS else None
 
 
 @lru_cache(maxsize=4)
@@ -86,14 +98,15 @@ def _load(model: str, device: str):
     dev = torch.device(device)
     dtype = torch.float16 if dev.type == "cuda" else torch.float32
     path = Path(model).expanduser()
+    embedded = {str(folder): name for name, folder in MINI_MODELS.items()}
+    if model in embedded and not (path / "model_index.json").is_file():
+        raise ModelError(
+            f"the embedded model {embedded[model]} is not in {path} (no model_index.json): "
+            f"use --model {MINI_NAME}, or train it with python -m explorer.mini.train"
+        )
     if path.exists():
         check_safetensors(path)
     elif model.count("/") != 1 or model.startswith(("/", ".", "~")):
-        if Path(model) == MINI_DIR:
-            raise ModelError(
-                f"the embedded Mini model is missing at {MINI_DIR}: "
-                "run python -m explorer.mini.train"
-            )
         raise ModelError(
             f"model {model!r} is neither an existing folder nor a hub id like 'owner/name'"
         )
@@ -123,12 +136,13 @@ def vae_scale_factor(vae_config: Mapping[str, Any]) -> int:
     return 2 ** (len(vae_config["block_out_channels"]) - 1)
 
 
-def image_size(pipe: Any = None) -> tuple[int, int]:
+def image_size(pipe: Any = None, name: str | None = None) -> tuple[int, int]:
     """(height, width) in pixels of the pictures `pipe` makes by default: the UNet's sample size
-    times the VAE's factor f. `pipe=None`: the embedded Mini's, read from its config files (no
-    model loaded)."""
+    times the VAE's factor f. `pipe=None`: the embedded model `name`'s (default `MINI_NAME`),
+    read from its config files (no model loaded)."""
     if pipe is None:
-        folders = (MINI_DIR / "unet", MINI_DIR / "vae")
+        folder = MINI_MODELS[mini_name(name) or MINI_NAME]
+        folders = (folder / "unet", folder / "vae")
         unet, vae = (json.loads((f / "config.json").read_text()) for f in folders)
     else:
         unet, vae = pipe.unet.config, pipe.vae.config
@@ -138,9 +152,9 @@ def image_size(pipe: Any = None) -> tuple[int, int]:
     return int(h) * f, int(w) * f
 
 
-def mini_size() -> int:
-    """The one image size (pixels, square) the Mini model makes, read from its config files."""
-    return image_size()[0]
+def mini_size(name: str | None = None) -> int:
+    """The one image size (pixels, square) an embedded model makes, read from its config files."""
+    return image_size(name=name)[0]
 
 
 def model_folder(pipe) -> Path | None:
@@ -150,9 +164,17 @@ def model_folder(pipe) -> Path | None:
     return path if path is not None and path.is_dir() else None
 
 
-def is_mini(pipe) -> bool:
+def embedded_name(pipe) -> str | None:
+    """Which embedded model `pipe` is ("mini-shapes", "mini-things"), or None."""
     folder = model_folder(pipe)
-    return folder is not None and folder.resolve() == MINI_DIR.resolve()
+    for name, path in MINI_MODELS.items():
+        if folder is not None and folder.resolve() == path.resolve():
+            return name
+    return None
+
+
+def is_mini(pipe) -> bool:
+    return embedded_name(pipe) is not None
 
 
 def private_tokenizer(pipe):
@@ -165,22 +187,23 @@ def private_tokenizer(pipe):
     return copy.deepcopy(pipe.tokenizer)
 
 
-def run_copy(pipe, scheduler: str | None = None, cls=None):
+def run_copy(pipe, scheduler: str | None = None, cls=None, spacing: str | None = None):
     """A per-run shallow copy of `pipe`: the same weights, its own scheduler and tokenizer.
 
     Weights are only read during a run; everything that changes during one (the scheduler's
     timesteps, step index and solver history, the tokenizer's padding state, the pipeline's
     guidance and interrupt flags) belongs to the copy, so concurrent runs on one pipeline never
     see each other. `scheduler` names one from `explorer.engine.schedulers` (default: a fresh copy
-    of the pipeline's own); `cls` is the pipeline class (default: the pipeline's own).
+    of the pipeline's own); `cls` is the pipeline class (default: the pipeline's own); `spacing`
+    overrides the config's timestep spacing.
     """
     from explorer.engine.schedulers import make_scheduler
 
-    fresh = (
-        make_scheduler(pipe, scheduler)
-        if scheduler is not None
-        else type(pipe.scheduler).from_config(pipe.scheduler.config)
-    )
+    if scheduler is not None:
+        fresh = make_scheduler(pipe, scheduler, spacing)
+    else:
+        extra = {"timestep_spacing": spacing} if spacing else {}
+        fresh = type(pipe.scheduler).from_config(pipe.scheduler.config, **extra)
     parts = {**pipe.components, "scheduler": fresh, "tokenizer": private_tokenizer(pipe)}
     run = (cls or type(pipe))(**parts, requires_safety_checker=False)
     run.register_to_config(_name_or_path=pipe.name_or_path)  # model folder: previews, settings

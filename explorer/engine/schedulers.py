@@ -38,6 +38,11 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {
     "unipc": UniPCMultistepScheduler,
 }
 
+# How `set_timesteps` places few steps on the 1000 training timesteps (Lin et al. 2023, table 2):
+# with 1 step, "leading" runs t = 0 + steps_offset, "trailing" t = 999, "linspace" t = 999 too,
+# but for several steps "linspace" rounds 999..0 and ends at t = 0.
+SPACINGS: tuple[str, ...] = ("leading", "trailing", "linspace")
+
 # Schedulers that work in sigma space and rescale the UNet input (see the module docstring).
 SIGMA_SCHEDULERS: tuple[str, ...] = ("lms", "euler", "euler_a")
 
@@ -55,12 +60,13 @@ def scheduler_class(name: str) -> type[SchedulerMixin]:
         raise ValueError(f"unknown scheduler {name!r}; choose one of: {valid}") from None
 
 
-def make_scheduler(pipe_or_config: Any, name: str) -> SchedulerMixin:
+def make_scheduler(pipe_or_config: Any, name: str, spacing: str | None = None) -> SchedulerMixin:
     """Build a FRESH scheduler of the named kind from a pipeline's scheduler config.
 
     `pipe_or_config` is a diffusers pipeline (its `scheduler.config` is used), a scheduler, or a
     config mapping. Default options come from that config, exactly as
     `Cls.from_config(pipe.scheduler.config)` would give them; the pipeline is not modified.
+    `spacing` ("leading", "trailing", "linspace") overrides the config's `timestep_spacing`.
     """
     cls = scheduler_class(name)
     config = pipe_or_config
@@ -68,7 +74,23 @@ def make_scheduler(pipe_or_config: Any, name: str) -> SchedulerMixin:
         config = config.scheduler
     if hasattr(config, "config"):  # a scheduler
         config = config.config
-    return cls.from_config(config)
+    if spacing is None:
+        return cls.from_config(config)
+    return cls.from_config(config, timestep_spacing=check_spacing(spacing))
+
+
+def check_spacing(spacing: str) -> str:
+    """A timestep spacing name, or `ValueError` listing the valid ones."""
+    if spacing not in SPACINGS:
+        valid = ", ".join(SPACINGS)
+        raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of: {valid}")
+    return spacing
+
+
+def config_spacing(pipe: Any) -> str:
+    """The timestep spacing a pipeline's scheduler config asks for ("leading" when it is silent,
+    as diffusers' default)."""
+    return str(pipe.scheduler.config.get("timestep_spacing", "leading"))
 
 
 def has_sigmas(scheduler: SchedulerMixin | str) -> bool:

@@ -22,6 +22,9 @@ MAX_PROMPT_CHARS = 2000  # longer text is refused (the encoder reads 77 tokens a
 SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
 # the samplers' names, as `explorer.engine.schedulers.SCHEDULERS` keys them (a test checks both)
 SCHEDULER_NAMES = ("ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "dpmpp_2m", "unipc")
+# how a run places its steps on the training timesteps (`explorer.engine.schedulers.SPACINGS`),
+# or "model": as the model's scheduler config says
+SPACING_NAMES = ("model", "leading", "trailing", "linspace")
 UI_SEED_MAX = 2**32 - 1  # what "randomize" draws from (exact in a browser's float64)
 
 
@@ -100,12 +103,21 @@ CONTROLS: dict[str, Control] = {
             choices=SCHEDULER_NAMES,
         ),
         Control(
+            "spacing",
+            "Timestep spacing",
+            "choice",
+            "model",
+            "Where few steps start: 'trailing' begins at t = 999 (pure noise), 'leading' at a "
+            "small t when steps are few; 'model' keeps the model's scheduler config.",
+            choices=SPACING_NAMES,
+        ),
+        Control(
             "size",
             "Size (pixels)",
             "int",
             0,
-            "Image width and height, a multiple of 8; 0 is the model's own size. The Mini model "
-            "makes 64×64 only.",
+            "Image width and height, a multiple of 8; 0 is the model's own size. The embedded "
+            "models make one size only (mini-shapes 64×64, mini-things 128×128).",
             minimum=0,
             maximum=1024,
             step=8,
@@ -137,6 +149,7 @@ class RunSettings:
     scheduler: str
     notes: tuple[str, ...] = field(default=())
     size: int = 0  # width = height in pixels; 0: the model's own size
+    spacing: str = "model"  # timestep spacing; "model": the scheduler config's
 
     def trace_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for `explorer.engine.capture.trace` (after the pipeline and prompt)."""
@@ -147,6 +160,7 @@ class RunSettings:
             steps=self.steps,
             guidance=self.guidance,
             scheduler=self.scheduler,
+            spacing=None if self.spacing == "model" else self.spacing,
             **size,
         )
 
@@ -255,6 +269,8 @@ def validate_run(
     guidance: Any = CONTROLS["guidance"].default,
     scheduler: Any = CONTROLS["scheduler"].default,
     size: Any = CONTROLS["size"].default,
+    spacing: Any = CONTROLS["spacing"].default,
+    *,
     fixed_size: int | None = None,
 ) -> RunSettings:
     """Check every control of a run; `ControlError` naming the first bad one and what to do.
@@ -275,6 +291,7 @@ def validate_run(
         scheduler=validate_choice("scheduler", scheduler),
         notes=tuple(notes),
         size=validate_size(size, fixed_size),
+        spacing=validate_choice("spacing", "model" if spacing in (None, "") else spacing),
     )
 
 

@@ -27,14 +27,15 @@ BOS, EOS, UNK = "<|startoftext|>", "<|endoftext|>", "<|unk|>"  # ids 0, 1, 2; EO
 TEXT_WIDTH = 128  # text hidden size = the UNet's cross-attention width
 
 
-def build_tokenizer() -> PreTrainedTokenizerFast:
-    """A word-level tokenizer over the dataset's vocabulary, built with no files.
+def build_tokenizer(words: list[str] | None = None) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer over a vocabulary (the shapes dataset's by default), built with no
+    files.
 
     Like SD's CLIP tokenizer it lower-cases, wraps the text in start/end tokens and pads with the
     end token to 77; unknown words become ``<|unk|>``.
     """
     vocab = {BOS: 0, EOS: 1, UNK: 2}
-    for word in data.vocabulary():
+    for word in data.vocabulary() if words is None else words:
         vocab[word] = len(vocab)
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
@@ -52,7 +53,9 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def clip_config(vocab_size: int) -> CLIPConfig:
+def clip_config(vocab_size: int, image_size: int = data.SIZE, patch_size: int = 8) -> CLIPConfig:
+    """Text tower 4 layers 128 wide over 77 tokens; ViT 4 layers 128 wide on ``image_size``
+    pictures in ``patch_size`` patches (mini-things: 128 px in patches of 16)."""
     text = dict(
         vocab_size=vocab_size,
         hidden_size=TEXT_WIDTH,
@@ -69,8 +72,8 @@ def clip_config(vocab_size: int) -> CLIPConfig:
         intermediate_size=512,
         num_hidden_layers=4,
         num_attention_heads=4,
-        image_size=data.SIZE,
-        patch_size=8,
+        image_size=image_size,
+        patch_size=patch_size,
     )
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=128)
 
@@ -109,11 +112,14 @@ def build_vae() -> AutoencoderKL:
     )
 
 
-def build_unet() -> UNet2DConditionModel:
+def build_unet(
+    widths: tuple[int, ...] = (32, 64, 128, 128), head_dim: int = 4
+) -> UNet2DConditionModel:
     """Four resolutions of the 16x16 latent (16, 8, 4, 2), cross-attention at 8, 4 and 2.
 
     Like SDXL, the highest resolution has no attention: there it only refines outlines, and
-    attention over 256 positions would double the step's cost.
+    attention over 256 positions would double the step's cost. ``widths`` are the four levels'
+    channels (mini-things' UNet is this one, wider).
     """
     return UNet2DConditionModel(
         sample_size=data.SIZE // 4,
@@ -126,10 +132,10 @@ def build_unet() -> UNet2DConditionModel:
             "DownBlock2D",
         ),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 64, 128, 128),
+        block_out_channels=widths,
         layers_per_block=1,
         cross_attention_dim=TEXT_WIDTH,
-        attention_head_dim=4,
+        attention_head_dim=head_dim,
         norm_num_groups=16,
     )
 

@@ -1,5 +1,8 @@
 """Score the Mini SD on held-out seeds: ``python -m explorer.mini.evaluate``.
 
+``--model mini-things`` (or a folder with a ``world.json``) scores mini-things instead
+(``explorer.mini.things.evaluate``); what follows is mini-shapes'.
+
 Writes ``explorer/mini/metrics.json`` (committed beside the weights). Every figure is measured on
 seeds of the held-out split (``data.HELDOUT_START`` on), which training never sees:
 
@@ -114,16 +117,26 @@ def prompt_following(pipe, n: int = 200, batch: int = 25) -> dict:
 def main(argv: list[str] | None = None) -> None:
     from transformers import CLIPModel
 
-    from explorer.engine.models import MINI_DIR, load_pipeline
+    from explorer.engine.models import MINI_MODELS, load_pipeline, mini_name
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", type=Path, default=MINI_DIR)
-    p.add_argument("--out", type=Path, default=METRICS)
-    p.add_argument("--prompts", type=int, default=200)
+    p.add_argument(
+        "--model", default="mini-shapes", help="mini-shapes, mini-things or a Mini model folder"
+    )
+    p.add_argument("--out", type=Path, default=None, help="default: the model's metrics file")
+    p.add_argument("--prompts", type=int, default=None, help="default 200 (mini-things: 300)")
+    p.add_argument("--quick", action="store_true", help="mini-things: fewer pictures, a quick look")
     p.add_argument("--grid", type=Path, default=None, help="save a PNG grid of generated samples")
     args = p.parse_args(argv)
+    args.model = MINI_MODELS.get(mini_name(args.model) or "", Path(args.model))
+    if (args.model / "world.json").is_file():  # a mini-things folder
+        from explorer.mini.things import evaluate as things
+
+        things.main(args.model, args.out, args.prompts or 300, args.quick, args.grid)
+        return
+    args.out, args.prompts = args.out or METRICS, args.prompts or 200
 
     t0 = time.time()
     pipe = load_pipeline(str(args.model), "cpu")

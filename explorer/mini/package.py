@@ -23,6 +23,10 @@ from explorer.mini.loop import load_stage_model
 MODEL_DIR = Path(__file__).parent / "model"  # the shipped weights
 
 
+# one step starts at t = 999 (the blurry average), not at t = 1 as "leading" spacing would
+TRAILING = {"timestep_spacing": "trailing"}
+
+
 def export(work: Path, out: Path | None, device: torch.device) -> Path:
     out = Path(out) if out else MODEL_DIR
     vae = load_stage_model("vae", work, torch.device("cpu"))
@@ -60,6 +64,8 @@ def export(work: Path, out: Path | None, device: torch.device) -> Path:
     # like SD 1.x's scheduler_config.json: PNDM built from it skips the Runge-Kutta warm-up steps
     sched_file = out / "scheduler" / "scheduler_config.json"
     sched_file.write_text(
-        json.dumps({**json.loads(sched_file.read_text()), "skip_prk_steps": True}, indent=2)
+        json.dumps(
+            {**json.loads(sched_file.read_text()), "skip_prk_steps": True, **TRAILING}, indent=2
+        )
     )
     return out

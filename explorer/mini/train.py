@@ -202,9 +202,30 @@ def start_side_track(stages: list[str], args) -> subprocess.Popen:
     return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def _world(argv: list[str]) -> str:
+    """The ``--world`` value in ``argv`` (removed from it), "shapes" when absent."""
+    for i, a in enumerate(argv):
+        if a == "--world" and i + 1 < len(argv):
+            del argv[i]
+            return argv.pop(i)
+        if a.startswith("--world="):
+            return argv.pop(i).split("=", 1)[1]
+    return "shapes"
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    world = _world(argv)
+    if world == "things":  # mini-things has its own stages
+        from explorer.mini.things import train as things
+
+        things.main(argv)
+        return
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--world", choices=("shapes", "things"), default="shapes", help="mini-shapes or mini-things"
     )
     p.add_argument("--stage", nargs="+", choices=[*ORDER, "all"], default=["all"])
     p.add_argument("--recipe", choices=RECIPES, default="shipped", help="step counts (see RECIPES)")

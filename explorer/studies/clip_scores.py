@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from explorer.engine.models import is_mini, model_folder, private_tokenizer, run_copy
+from explorer.engine.models import embedded_name, model_folder, private_tokenizer, run_copy
 from explorer.inputs.errors import VisitorError
 from explorer.studies.text_embeddings import cosine_matrix, normalize, pooled, row_norms
 
@@ -50,7 +50,8 @@ class Clip:
     image_size: int  # the vision tower's input side, pixels
     mean: tuple[float, ...] | None  # pixel normalisation; None: scale to [-1, 1] (the Mini's)
     std: tuple[float, ...] | None = None
-    mini: bool = False  # the Mini model's own CLIP (its untrained twin can be rebuilt)
+    mini: bool = False  # an embedded model's own CLIP (its untrained twin can be rebuilt)
+    world: str | None = None  # which embedded model: "mini-shapes", "mini-things"
 
     def token_ids(self, captions: list[str]) -> torch.Tensor:
         """(M, L) ids of `captions` padded to the context, from a private copy of the tokenizer:
@@ -81,7 +82,7 @@ def find_clip(pipe: Any, clip_model: str | None = None) -> Clip:
     own = folder / "clip" if folder is not None else None
     if own is not None and (own / "config.json").is_file():
         with _lock:
-            return _own_clip(str(own), is_mini(pipe), pipe.tokenizer)
+            return _own_clip(str(own), embedded_name(pipe), pipe.tokenizer)
     if clip_model:
         with _lock:
             return _named_clip(clip_model)
@@ -93,13 +94,14 @@ def find_clip(pipe: Any, clip_model: str | None = None) -> Clip:
 
 
 @lru_cache(maxsize=2)
-def _own_clip(folder: str, mini: bool, tokenizer: Any) -> Clip:
+def _own_clip(folder: str, world: str | None, tokenizer: Any) -> Clip:
     from transformers import CLIPModel
 
     model = CLIPModel.from_pretrained(folder, dtype=torch.float32, use_safetensors=True).eval()
     size = int(model.config.vision_config.image_size)
-    where = "the Mini model's own CLIP" if mini else f"the CLIP in {folder}"
-    return Clip(model, copy.deepcopy(tokenizer), where, size, None, None, mini)  # not the pipe's
+    where = f"{world}'s own CLIP" if world else f"the CLIP in {folder}"
+    tok = copy.deepcopy(tokenizer)  # not the pipe's
+    return Clip(model, tok, where, size, None, None, world is not None, world)
 
 
 @lru_cache(maxsize=2)
@@ -129,7 +131,7 @@ def untrained(clip: Clip, model: Any) -> Clip:
     if not clip.mini:
         raise ValueError("only the Mini CLIP can be rebuilt untrained (its seed is known)")
     where = "the Mini CLIP untrained (its initialisation)"
-    return Clip(model, clip.tokenizer, where, clip.image_size, None, None, True)
+    return Clip(model, clip.tokenizer, where, clip.image_size, None, None, True, clip.world)
 
 
 @torch.no_grad()

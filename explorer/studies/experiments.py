@@ -128,16 +128,17 @@ def compare_steps(
     guidance: float = 7.5,
     seed: int = 0,
     scheduler: str = "ddim",
+    spacing: str | None = None,
     progress: Progress | None = None,
 ) -> StepsResult:
     """The same prompt and seed (hence the same starting noise) at each step count.
 
     Returns the final images, the x_0 each run predicts after its first step, the pixel distance
-    of each image to the one with the most steps, and each run's time.
+    of each image to the one with the most steps, and each run's time. `spacing` overrides the
+    config's timestep spacing ("trailing": 1 step starts at t = 999, its x_0 the blurry average).
     """
-    common = dict(
-        negative_prompt=negative_prompt, guidance=guidance, seed=seed, scheduler=scheduler
-    )
+    common = dict(negative_prompt=negative_prompt, guidance=guidance, seed=seed)
+    common |= dict(scheduler=scheduler, spacing=spacing)
     runs = trace_each(
         pipe,
         prompt,

@@ -32,7 +32,8 @@ from explorer.studies import experiments
 from explorer.studies import text_embeddings as emb
 from explorer.studies import trajectories as maps
 from explorer.ui import clip_format as fmt
-from explorer.ui.common import AppContext, notes_markdown, run_engine
+from explorer.ui.common import AppContext, run_engine
+from explorer.ui.notes import notes_markdown
 
 MAX_PROMPTS = 8  # prompts in the similarity and norms views
 MAX_PAIRS = 16  # images and captions in the image x text view
@@ -89,7 +90,20 @@ def _open_uploads(paths) -> list[Image.Image]:
 
 def untrained_twin(clip: clipmod.Clip) -> clipmod.Clip:
     """The Mini CLIP before training, rebuilt from its architecture and training seed."""
+    if clip.world == "mini-things":
+        from explorer.mini.things.parts import untrained_clip as things_untrained
+
+        return clipmod.untrained(clip, things_untrained(len(clip.tokenizer)))
     return clipmod.untrained(clip, untrained_clip(len(clip.tokenizer)))
+
+
+def heldout_pairs(clip: clipmod.Clip, n: int) -> tuple[list, list[str]]:
+    """``n`` held-out pictures of the embedded model's own world and their captions."""
+    if clip.world == "mini-things":
+        from explorer.mini.things.draw import heldout_pairs as things_pairs
+
+        return things_pairs(n)
+    return mini_data.heldout_pairs(n)
 
 
 # ---- tokens, similarity -----------------------------------------------------------------------
@@ -176,7 +190,7 @@ def _pairs(ctx: AppContext, clip, source: str, typed, count, files) -> tuple[lis
                 "the Mini dataset only fits the Mini model: generate or upload images"
             )
         n = len(typed) if typed else validate_int_range("count", count, 2, MAX_PAIRS)
-        images, captions = mini_data.heldout_pairs(n)
+        images, captions = heldout_pairs(clip, n)
         return images, typed or captions
     if source == SOURCES[1]:
         if not typed:
@@ -203,7 +217,7 @@ def norms(ctx: AppContext, text) -> tuple:
             f"Lengths of {what}",
         )
         return f"{notes_markdown(notes)}⚠ {missing}", fig, None
-    images = mini_data.heldout_pairs(len(prompts))[0] if clip.mini else []
+    images = heldout_pairs(clip, len(prompts))[0] if clip.mini else []
     t, v, pooled = run_engine(_clip_vectors, ctx.pipe(), clip, prompts, images)
     n = clipmod.norms(t, v, clipmod.logit_scale(clip))
     text_fig = charts.norms_figure(

@@ -21,10 +21,8 @@ from typing import Any
 import gradio as gr
 
 from explorer.engine import threads
-from explorer.engine.models import ModelError, private_tokenizer
+from explorer.engine.models import ModelError
 from explorer.engine.runzip import RunFileError
-from explorer.engine.tokens import token_note
-from explorer.inputs.controls import RunSettings
 from explorer.inputs.errors import VisitorError
 
 log = logging.getLogger("explorer.ui")
@@ -59,10 +57,11 @@ class AppContext:
     """What the app hands every tab: how to get the pipeline, and the operator's options."""
 
     load: Callable[[], Any]  # returns the (cached) pipeline
-    model_name: str = "mini-sd"
+    model_name: str = "mini-shapes"
     device: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     fixed_size: int | None = None  # the one image size the model makes (Mini: 64); None: any
+    embedded: str | None = None  # "mini-shapes" or "mini-things" for an embedded model
 
     def pipe(self) -> Any:
         """The pipeline (loaded on first use, then cached by the loader)."""
@@ -267,19 +266,6 @@ def internal_error(e: BaseException) -> str:
 
 def _is_generator(fn: Callable) -> bool:
     return inspect.isgeneratorfunction(fn)
-
-
-def prompt_notes(pipe, settings: RunSettings) -> list[str]:
-    """What the visitor must be told about a run's prompt: the validation notes (empty prompt,
-    characters removed) and, past what the text encoder reads, that the rest is cut."""
-    n_tokens = len(private_tokenizer(pipe)(settings.prompt)["input_ids"])
-    cut = token_note(n_tokens, pipe.tokenizer.model_max_length)
-    return [*settings.notes, *([cut] if cut else [])]
-
-
-def notes_markdown(notes: list[str]) -> str:
-    """Notes as warning lines to put above a status text."""
-    return "".join(f"⚠ {n}  \n" for n in notes)
 
 
 def explain(text: str) -> gr.Markdown:

@@ -97,10 +97,11 @@ def compare_steps(
     guidance,
     scheduler,
     steps_list,
+    spacing="model",
     request: gr.Request = None,
     progress=gr.Progress(),  # noqa: B008
 ) -> dict[str, Any]:
-    s = _settings(prompt, negative, seed, steps, guidance, scheduler)
+    s = _settings(prompt, negative, seed, steps, guidance, scheduler, 0, spacing)
     counts = parse_list("steps", steps_list)
     r = run_experiment(
         flags,
@@ -113,6 +114,7 @@ def compare_steps(
         guidance=s.guidance,
         seed=s.seed,
         scheduler=s.scheduler,
+        spacing=s.trace_kwargs()["spacing"],
         progress=_progress(progress),
     )
     rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]

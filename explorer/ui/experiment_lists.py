@@ -33,7 +33,9 @@ DEFAULTS = {
 PANELS: dict[str, tuple[list[tuple[str, str]], str]] = {
     "steps": (
         [("steps", "Step counts")],
-        "Same prompt, same seed (so the same starting noise), different numbers of steps.",
+        "Same prompt, same seed (so the same starting noise), different numbers of steps. "
+        "With “trailing” spacing one step starts from pure noise (t = 999): its x0 is the "
+        "model's blurry average of every picture the prompt allows, which more steps sharpen.",
     ),
     "magnitude": (
         [("magnitude", "Factors k")],

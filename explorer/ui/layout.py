@@ -12,6 +12,7 @@ from types import ModuleType
 
 import gradio as gr
 
+from explorer.mini.known import known_markdown
 from explorer.ui.common import CSS, MAX_FILE_SIZE, QUEUE_SIZE, RUN_CONCURRENCY, AppContext
 from explorer.ui.limits import markdown_limits
 
@@ -44,6 +45,13 @@ def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched, nothing loaded)."""
     with gr.Blocks(title="Diffusion Explorer") as demo:
         gr.Markdown(HEADER.format(model=ctx.model_name))
+        known = known_markdown(ctx.embedded) if ctx.embedded else ""
+        if known:
+            with gr.Accordion("What this model knows", open=False, elem_id="known-words"):
+                gr.Markdown(
+                    "It was trained only on captions made of these words; any other word is "
+                    "read as one `<|unk|>` token, which carries no meaning.\n\n" + known
+                )
         with gr.Accordion("Limits of this app", open=False, elem_id="limits"):
             gr.Markdown(markdown_limits(ctx.fixed_size, ctx.model_name))
         with gr.Tabs():

@@ -4,8 +4,8 @@
 http://127.0.0.1:7860 by default.
 
 Options (the environment is read only by `main`, through `parse_args`, and passed down):
-  --model PATH_OR_ID   a diffusers SD 1.x/2.x folder or hub id (default: $EXPLORER_MODEL, else the
-                       embedded Mini SD)
+  --model PATH_OR_ID   mini-shapes or mini-things (the embedded models), a diffusers SD 1.x/2.x
+                       folder or hub id (default: $EXPLORER_MODEL, else mini-shapes)
   --device DEVICE      cpu, cuda, cuda:1 ... (default: CUDA if present, else CPU)
   --host / --port      where to listen (default 127.0.0.1:7860, or $PORT; on a Space, 0.0.0.0)
   --share              also make a temporary public gradio.live link
@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None = None, env: Mapping | None = None) -> arg
     p.add_argument(
         "--model",
         default=env.get("EXPLORER_MODEL") or None,
-        help="diffusers folder or hub id (default: $EXPLORER_MODEL, else the Mini SD)",
+        help="mini-shapes, mini-things, a diffusers folder or a hub id "
+        "(default: $EXPLORER_MODEL, else mini-shapes)",
     )
     p.add_argument(
         "--device", default=None, help="torch device (default: cuda if present, else cpu)"
@@ -91,18 +92,32 @@ def build(
 ):
     """(the app's gr.Blocks, its AppContext) for `model` on `device`; the pipeline loads on
     first use (`ctx.pipe()`). `tabs`: module paths, default all of `explorer.ui.layout.TABS`."""
-    from explorer.engine.models import MINI_NAME, load_pipeline, mini_size
+    from explorer.engine.models import load_pipeline, mini_name
     from explorer.ui.common import AppContext
     from explorer.ui.layout import build_demo
 
+    name = mini_name(model)
+    size = _embedded_size(name)
     ctx = AppContext(
         load=lambda: load_pipeline(model, device),
-        model_name=model or f"{MINI_NAME} (the embedded Mini Stable Diffusion, 64×64)",
+        model_name=f"{name} (an embedded Mini Stable Diffusion, {size}×{size})" if name else model,
         device=device,
-        fixed_size=mini_size() if model in (None, "", MINI_NAME) else None,
+        fixed_size=size,
+        embedded=name,
         options={"clip_model": clip_model},
     )
     return build_demo(ctx, tabs), ctx
+
+
+def _embedded_size(name: str | None) -> int | None:
+    """The picture side an embedded model makes; None for other models, or for an embedded one
+    not trained yet (loading it then says so)."""
+    from explorer.engine.models import mini_size
+
+    try:
+        return mini_size(name) if name else None
+    except FileNotFoundError:
+        return None
 
 
 def warm_up(ctx) -> None:

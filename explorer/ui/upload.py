@@ -16,7 +16,8 @@ from explorer.inputs import uploads as images
 from explorer.inputs.controls import CONTROLS, validate_int, validate_run
 from explorer.inputs.uploads import FIT_WORDS, Loaded
 from explorer.inputs.words import count
-from explorer.ui.common import notes_markdown, prompt_notes, run_engine
+from explorer.ui.common import run_engine
+from explorer.ui.notes import notes_markdown, prompt_notes
 from explorer.ui.widgets import control_input
 
 

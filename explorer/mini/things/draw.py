@@ -205,6 +205,12 @@ def sample_caption(seed: int, s: Scene) -> str:
     return caption(s, style, size=size, synonyms=tuple(int(k) for k in rng.integers(3, size=2)))
 
 
+def heldout_pairs(n: int, start: int = 0) -> tuple[list[Image.Image], list[str]]:
+    """``n`` held-out pictures and their full captions (seeds training never saw)."""
+    scenes = [scene(s) for s in heldout_seeds(n, start)]
+    return [Image.fromarray(picture(s)) for s in scenes], [full_caption(s) for s in scenes]
+
+
 def heldout_seeds(n: int, start: int = 0) -> list[int]:
     """``n`` held-out seeds (never trained on)."""
     return list(range(HELDOUT_START + start, HELDOUT_START + start + n))

@@ -18,11 +18,10 @@ come back exactly as float16 held them; the optimiser's moments start afresh).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ.setdefault("TQDM_MININTERVAL", "60")  # before tqdm loads: own progress lines suffice
@@ -31,7 +30,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from explorer.mini.loop import Checkpoint, autocast, lr_at, optimize, train_loop  # noqa: E402
-from explorer.mini.things import draw  # noqa: E402
+from explorer.mini.things import (
+    draw,  # noqa: E402
+    stage_cli,  # noqa: E402
+)
 from explorer.mini.things import vae as things_vae  # noqa: E402
 
 
@@ -193,26 +195,12 @@ def load_export(vae: torch.nn.Module, folder: Path) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: see the module docstring."""
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--work", type=Path, default=Path("runs/things"), help="checkpoint, logs")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--smoke", action="store_true", help="a tiny model for a few steps")
-    p.add_argument(
-        "--evaluate", action="store_true", help="only measure the checkpoint (final_pictures)"
-    )
-    p.add_argument("--export", type=Path, default=None, help="write the checkpoint (fp16) here")
-    p.add_argument("--init", type=Path, default=None, help="start an empty --work from an export")
-    for f in fields(Config):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
-    args = p.parse_args(argv)
-    cfg = Config(**(SMOKE if args.smoke else {}))
-    for f in fields(Config):
-        if getattr(args, f.name) is not None:
-            setattr(cfg, f.name, getattr(args, f.name))
-    torch.set_num_threads(args.threads)
+
+    def evaluate_option(p):
+        help = "only measure the checkpoint (final_pictures)"
+        p.add_argument("--evaluate", action="store_true", help=help)
+
+    args, cfg = stage_cli.parse(__doc__, Config, SMOKE, argv, threads=1, extra=evaluate_option)
     if args.export is not None:
         print(f"wrote {export(cfg, args.work, args.export)}")
         return

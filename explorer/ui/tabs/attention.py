@@ -30,12 +30,11 @@ from explorer.ui.common import (
     AppContext,
     bind,
     explain,
-    notes_markdown,
     pixel_gallery,
     pixel_image,
-    prompt_notes,
     run_engine,
 )
+from explorer.ui.notes import notes_markdown, prompt_notes
 from explorer.ui.widgets import control_input
 
 TITLE = "Attention"

@@ -87,7 +87,12 @@ def grid_axes() -> list:
     return widgets
 
 
-EXTRAS = {"magnitude": rule_radio, "grid": grid_axes}  # panels with inputs besides their lists
+def steps_spacing() -> list:
+    """The Steps panel's timestep spacing (where a 1-step run starts)."""
+    return [control_input("spacing", elem_id="exp-steps-spacing")]
+
+
+EXTRAS = {"magnitude": rule_radio, "grid": grid_axes, "steps": steps_spacing}  # more inputs
 
 
 def panel(key: str, kinds: list[tuple[str, str]], note: str) -> dict:

@@ -33,12 +33,11 @@ from explorer.ui.common import (
     AppContext,
     StopFlags,
     bind,
-    notes_markdown,
     pixel_image,
-    prompt_notes,
     run_engine,
     session_key,
 )
+from explorer.ui.notes import notes_markdown, prompt_notes
 from explorer.ui.stepviews import RunView, StepViews, run_values, step_captions
 from explorer.ui.widgets import control_input
 
@@ -57,6 +56,13 @@ EXAMPLES = [  # prompt, negative prompt, seed, steps, guidance, scheduler
     ["a green triangle, white background, center", "", 2, 10, 5.0, "dpmpp_2m"],
     ["a purple background with a large orange square at the bottom right", "", 3, 25, 7.5, "unipc"],
     ["a large white cross on a red background", "", 4, 1, 7.5, "ddim"],
+]
+THINGS_EXAMPLES = [  # the same for mini-things
+    ["a large cat on a blue background", "", 0, 25, 5.0, "ddim"],
+    ["a small rocket in the top left, black background", "", 1, 25, 5.0, "euler"],
+    ["a dog on the left and a tree on the right", "", 2, 25, 5.0, "dpmpp_2m"],
+    ["a pizza and a guitar on a white background", "", 3, 10, 5.0, "unipc"],
+    ["a large elephant on a green background", "", 4, 1, 5.0, "ddim"],
 ]
 
 
@@ -126,12 +132,22 @@ def generate(
     guidance,
     scheduler,
     size=0,
+    spacing="model",
     request: gr.Request = None,
     progress=gr.Progress(),  # noqa: B008 - how gradio injects progress
 ) -> Iterator[dict]:
     """Run the prompt; stream the preview and the step count, then every view."""
+    started = time.perf_counter()
     settings = validate_run(
-        prompt, negative_prompt, seed, steps, guidance, scheduler, size, ctx.fixed_size
+        prompt,
+        negative_prompt,
+        seed,
+        steps,
+        guidance,
+        scheduler,
+        size,
+        spacing,
+        fixed_size=ctx.fixed_size,
     )
     pipe = ctx.pipe()
     notes = prompt_notes(pipe, settings)
@@ -147,7 +163,7 @@ def generate(
                 if view is not None:
                     yield {
                         "image": item.image,
-                        "status": header + done_text(item),
+                        "status": header + done_text(item, time.perf_counter() - started),
                         **run_values(view),
                     }
                     return
@@ -166,15 +182,21 @@ def generate(
         flags.finish(key, flag)
 
 
-def done_text(trace: Trace) -> str:
-    """The status line of a finished (or stopped) run: plain text, as API callers get it."""
+def done_text(trace: Trace, waited: float | None = None) -> str:
+    """The status line of a finished (or stopped) run: plain text, as API callers get it.
+    `waited`: seconds from the click to the last view (what the visitor waited), beside the
+    model's own time."""
     s = trace.settings
     ran = (
         f"stopped after {s['steps_run']} of {count(s['steps'])}"
         if s["cancelled"]
         else count(s["steps"])
     )
-    return f"Done: {ran} in {sum(trace.seconds):.2f} s · seed {s['seed']} · {s['scheduler_class']}"
+    model = sum(trace.seconds)
+    took = f"{model:.2f} s"
+    if waited is not None:
+        took = f"{waited:.2f} s (the model's steps {took})"
+    return f"Done: {ran} in {took} · seed {s['seed']} · {s['scheduler_class']}"
 
 
 def pick_seed(seed, randomize: bool):
@@ -239,6 +261,7 @@ def _controls(ctx: AppContext) -> dict:
     for name in ("steps", "guidance", "scheduler"):
         c[name] = control_input(name)
     c["size"] = size_input(ctx.fixed_size)
+    c["spacing"] = control_input("spacing")
     with gr.Row():
         c["run"] = gr.Button("Run", variant="primary", elem_id="run-button")
         c["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-button")
@@ -271,8 +294,9 @@ def create_tab(ctx: AppContext) -> StepViews:
         with gr.Column(scale=2):
             r = _results()
     inputs = [c[n] for n in ("prompt", "negative", "seed", "steps", "guidance", "scheduler")]
-    gr.Examples(EXAMPLES, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
-    inputs.append(c["size"])
+    examples = THINGS_EXAMPLES if ctx.embedded == "mini-things" else EXAMPLES
+    gr.Examples(examples, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
+    inputs += [c["size"], c["spacing"]]
     views = StepViews.build()
     outputs = {**{n: r[n] for n in OUTPUTS}, **views.components}
     picked = dict(

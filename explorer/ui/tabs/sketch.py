@@ -23,12 +23,11 @@ from explorer.ui.common import (
     AppContext,
     bind,
     explain,
-    notes_markdown,
     pixel_gallery,
     pixel_image,
-    prompt_notes,
     run_engine,
 )
+from explorer.ui.notes import notes_markdown, prompt_notes
 from explorer.ui.stepviews import RunView, StepViews, run_values
 from explorer.ui.upload import fit_choice, image_upload, load_sketch, notes_text
 from explorer.ui.widgets import control_input

@@ -1,0 +1,236 @@
+"""Train the ``mini-things`` UNet: ``python -m explorer.mini.things.train_unet --work runs/things``.
+
+Epsilon prediction on SD's schedule with Min-SNR weighting, conditioned on the frozen text tower
+of the CLIP stage (``<work>/clip.pt``). The training pictures are encoded once by the committed VAE
+into a pool (``<work>/pool_<N>.pt``: posterior mean and std, the seed, and where the things are on
+the 16x16 grid); every step draws a fresh caption of each picture (template, size words, synonyms:
+``draw.sample_caption``), drops 10% of them for guidance, and adds to each picture's loss the mean
+loss over its things' latent cells, so a small thing's few cells weigh as much as the background.
+Resumable (``<work>/unet.pt`` with the EMA), progress in ``<work>/unet_progress.log``. ``--export
+DIR`` writes the EMA weights as float16 ``DIR/unet`` with ``training.json``; ``--init DIR`` starts
+an empty work folder from such an export (both the live and the averaged weights).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+os.environ.setdefault("TQDM_MININTERVAL", "60")  # before tqdm loads: own progress lines suffice
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from explorer.mini import architecture as arch  # noqa: E402
+from explorer.mini.loop import (  # noqa: E402
+    EMA,
+    Checkpoint,
+    autocast,
+    lr_at,
+    optimize,
+    plain_attention,
+    train_loop,
+)
+from explorer.mini.things import (  # noqa: E402
+    draw,
+    parts,
+    stage_cli,  # noqa: E402
+    world,
+)
+from explorer.mini.things.train_vae import Progress  # noqa: E402
+
+
+@dataclass
+class Config:
+    steps: int = 6000
+    batch: int = 128
+    lr: float = 1e-3
+    warmup: int = 200
+    pool: int = 30_000  # training pictures encoded once (seeds 0 .. pool - 1)
+    caption_dropout: float = 0.1  # share of empty captions, for classifier-free guidance
+    min_snr_gamma: float = 5.0  # Min-SNR-gamma weighting (Hang et al. 2023)
+    thing_weight: float = 1.0  # loss = whole-latent MSE + thing_weight * MSE on the things' cells
+    ema_decay: float = 0.999
+    save_every: int = 100
+    seed: int = 0
+
+
+SMOKE = dict(steps=2, batch=2, pool=4, save_every=1)
+
+
+def thing_cells(pictures: np.ndarray, scenes: list) -> torch.Tensor:
+    """Where the things are on the latent grid: (B, 16, 16) in [0, 1], from uint8 pictures
+    (B, 128, 128, 3): the share of a cell's 8x8 pixels that differ visibly from the background,
+    widened by one cell."""
+    bg = np.array([world.BACKGROUNDS[s.background] for s in scenes], dtype=np.int16)  # (B, 3)
+    differs = np.abs(pictures.astype(np.int16) - bg[:, None, None]).max(axis=-1) > 40
+    m = F.avg_pool2d(torch.from_numpy(differs).float()[:, None], 8)  # (B, 1, 16, 16)
+    return F.max_pool2d(m, 3, stride=1, padding=1)[:, 0]
+
+
+@torch.no_grad()
+def encode_pool(cfg: Config, work: Path, vae_dir: Path) -> dict:
+    """The pool: the VAE posterior (mean, std: (N, 4, 16, 16) float16) of seeds 0..N-1, and
+    ``cells`` (N, 16, 16) float16; cached in ``<work>/pool_<N>.pt``."""
+    path = work / f"pool_{cfg.pool}.pt"
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32).eval()
+    progress = Progress(work / "unet_progress.log", cfg.pool // 64 + 1, 0, every=50)
+    means, stds, cells = [], [], []
+    for k, start in enumerate(range(0, cfg.pool, 64)):
+        seeds = list(range(start, min(start + 64, cfg.pool)))
+        scenes = [draw.scene(s) for s in seeds]
+        pictures = np.stack([draw.picture(s) for s in scenes])  # (b, 128, 128, 3)
+        post = vae.encode(draw.to_tensor(pictures)).latent_dist
+        means.append(post.mean.half())  # (b, 4, 16, 16)
+        stds.append(post.std.half())
+        cells.append(thing_cells(pictures, scenes).half())  # (b, 16, 16)
+        progress(k, 0.0, 0.0)
+    pool = {"mean": torch.cat(means), "std": torch.cat(stds), "cells": torch.cat(cells)}
+    pool["scaling_factor"] = torch.tensor(1.0 / pool["mean"].float().std().item())  # SD: 0.18215
+    torch.save(pool, path)
+    return pool
+
+
+def load_text_tower(work: Path, device: torch.device):
+    """The frozen CLIP text tower of the clip stage (``<work>/clip.pt``)."""
+    tokenizer = parts.build_tokenizer()
+    clip = parts.build_clip(len(tokenizer))
+    Checkpoint(work, "clip").load(clip=clip)
+    return clip.text_model.to(device).eval().requires_grad_(False), tokenizer
+
+
+def batch_inputs(pool, idx, step, cfg, text, tokenizer, gen, device):
+    """One step's (x0 (B, 4, 16, 16) scaled, text states (B, 77, W), cells (B, 16, 16))."""
+    mean, std = pool["mean"][idx].float(), pool["std"][idx].float()
+    x0 = (mean + std * torch.randn(mean.shape, generator=gen)) * float(pool["scaling_factor"])
+    drop = torch.rand(len(idx), generator=gen) < cfg.caption_dropout
+    texts = [
+        "" if d else draw.sample_caption(step * 1_000_003 + int(i), draw.scene(int(i)))
+        for i, d in zip(idx, drop)
+    ]
+    ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
+    with torch.no_grad():
+        states = text(input_ids=ids.to(device)).last_hidden_state  # (B, 77, W)
+    return x0.to(device), states, pool["cells"][idx].float().to(device)
+
+
+def train(
+    cfg: Config,
+    work: Path,
+    device: torch.device,
+    init: Path | None = None,
+    vae: Path = parts.MODEL_DIR / "vae",
+) -> dict:
+    """Train (or resume) the UNet in ``work``, its pool encoded by the VAE folder ``vae``;
+    returns the loop's figures."""
+    from diffusers import DDPMScheduler
+
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    pool = encode_pool(cfg, work, vae)
+    text, tokenizer = load_text_tower(work, device)
+    sched = DDPMScheduler.from_config(arch.build_scheduler().config)
+    alphas = sched.alphas_cumprod.to(device)  # (1000,)
+    snr = alphas / (1 - alphas)  # (1000,)
+    unet = plain_attention(parts.build_unet(), device).to(device)
+    ema = EMA(unet, cfg.ema_decay).to(device)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
+    progress = Progress(work / "unet_progress.log", cfg.steps, 0, every=20)
+    n = sum(p.numel() for p in unet.parameters())
+    progress.log(f"unet: {n:,} parameters, config {asdict(cfg)}")
+    objs = dict(unet=unet, ema=ema, opt=opt)
+    ckpt = Checkpoint(work, "unet")
+    if init is not None and not ckpt.path.exists():
+        start = load_export(unet, init)
+        ema = EMA(unet, cfg.ema_decay).to(device)
+        ckpt.save(start, **{**objs, "ema": ema})
+        progress.log(f"started from {init} at step {start}")
+        objs["ema"] = ema
+
+    def step_fn(step: int) -> float:
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumes exactly
+        idx = torch.randint(0, len(pool["mean"]), (cfg.batch,), generator=gen)
+        x0, cond, cells = batch_inputs(pool, idx, step, cfg, text, tokenizer, gen, device)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        t = torch.randint(0, 1000, (cfg.batch,), generator=gen).to(device)
+        xt = sched.add_noise(x0, noise, t)  # sqrt(a_t) x0 + sqrt(1 - a_t) eps
+        lr = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        with autocast(device):
+            pred = unet(xt, t, encoder_hidden_states=cond).sample.float()  # (B, 4, 16, 16)
+        err = (pred - noise).pow(2).mean(dim=1)  # (B, 16, 16)
+        per_image = err.mean(dim=(1, 2)) + cfg.thing_weight * (cells * err).sum((1, 2)) / cells.sum(
+            (1, 2)
+        ).clamp(min=1.0)  # (B,)
+        weight = snr[t].clamp(max=cfg.min_snr_gamma) / snr[t]  # Min-SNR-gamma, epsilon targets
+        value = optimize(opt, unet.parameters(), (weight * per_image).mean())
+        objs["ema"].update(unet, step)
+        progress(step, value, lr)
+        return value
+
+    loop: dict = {}
+    train_loop("unet", cfg.steps, step_fn, ckpt, objs, cfg, loop)
+    return loop["unet"]
+
+
+def averaged_unet(work: Path):
+    """The checkpoint's EMA weights as a plain UNet, and the step it reached."""
+    unet = parts.build_unet()
+    state = torch.load(Checkpoint(work, "unet").path, map_location="cpu", weights_only=True)
+    unet.load_state_dict(state["unet"])
+    ema = EMA(unet, 0.0)
+    ema.load_state_dict(state["ema"])
+    unet.load_state_dict(ema.state_for(unet))
+    return unet.eval(), int(state["step"])
+
+
+def export(cfg: Config, work: Path, out: Path) -> Path:
+    """The EMA weights as float16 ``out/unet`` with ``training.json`` and the pool's scaling."""
+    unet, step = averaged_unet(work)
+    folder = Path(out) / "unet"
+    unet.to(torch.float16).save_pretrained(folder)
+    path = work / f"pool_{cfg.pool}.pt"
+    if not path.exists():  # the pool the checkpoint was trained on, if the config differs
+        path = max(work.glob("pool_*.pt"), key=lambda f: f.stat().st_mtime)
+    pool = torch.load(path, map_location="cpu", weights_only=True)
+    info = {"steps_done": step, "config": asdict(cfg)}
+    info["scaling_factor"] = float(pool["scaling_factor"])
+    (folder / "training.json").write_text(json.dumps(info, indent=1) + "\n")
+    return folder
+
+
+def load_export(unet: torch.nn.Module, folder: Path) -> int:
+    """Load an exported ``unet`` folder (or the folder above it) into ``unet``; its step."""
+    from diffusers import UNet2DConditionModel
+
+    folder = Path(folder)
+    folder = folder / "unet" if (folder / "unet").is_dir() else folder
+    saved = UNet2DConditionModel.from_pretrained(folder, torch_dtype=torch.float32)
+    unet.load_state_dict(saved.state_dict())
+    return int(json.loads((folder / "training.json").read_text())["steps_done"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: see the module docstring."""
+
+    def vae_option(p):
+        p.add_argument("--vae", type=Path, default=parts.MODEL_DIR / "vae", help="encodes the pool")
+
+    args, cfg = stage_cli.parse(__doc__, Config, SMOKE, argv, extra=vae_option)
+    if args.export is not None:
+        print(f"wrote {export(cfg, args.work, args.export)}")
+        return
+    figures = train(cfg, args.work, torch.device(args.device), args.init, args.vae)
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""What a visitor must be told about a run's inputs, above its status: validation notes, words
+the model does not know, a prompt past what the encoder reads, few steps spaced "leading"."""
+
+from __future__ import annotations
+
+from explorer.engine.models import embedded_name, private_tokenizer
+from explorer.engine.schedulers import config_spacing, make_scheduler
+from explorer.engine.tokens import token_note
+from explorer.inputs.controls import RunSettings
+from explorer.inputs.words import count, quoted, unknown
+from explorer.mini.known import known_words
+
+
+def prompt_notes(pipe, settings: RunSettings) -> list[str]:
+    """What the visitor must be told about a run's prompt: the validation notes (empty prompt,
+    characters removed), the words the model does not know and, past what the text encoder
+    reads, that the rest is cut."""
+    tokenizer = private_tokenizer(pipe)
+    n_tokens = len(tokenizer(settings.prompt)["input_ids"])
+    cut = token_note(n_tokens, pipe.tokenizer.model_max_length)
+    unknown = unknown_note(pipe, tokenizer, settings.prompt)
+    few = spacing_note(pipe, settings)
+    return [*settings.notes, *(n for n in (unknown, cut, few) if n)]
+
+
+FEW_STEPS = 4  # at most this many steps with "leading" spacing gets a note
+
+
+def spacing_note(pipe, settings: RunSettings) -> str:
+    """A note when few steps are spaced "leading" (they then start far from pure noise)."""
+    spacing = config_spacing(pipe) if settings.spacing == "model" else settings.spacing
+    if spacing != "leading" or settings.steps > FEW_STEPS:
+        return ""
+    first = make_scheduler(pipe, settings.scheduler, spacing)
+    first.set_timesteps(settings.steps)
+    t = int(first.timesteps[0])
+    picture = float(first.alphas_cumprod[t]) ** 0.5 * 100  # sqrt(ᾱ_t): the share of x_0 in x_t
+    return (
+        f"with “leading” spacing {count(settings.steps)} start{'s' if settings.steps == 1 else ''} "
+        f"at t = {t}, not 999: the model reads the random start as a latent that is still "
+        f"{picture:.0f}% picture, so what it removes is not the noise and the result stays "
+        "noisy; choose timestep spacing “trailing” to start from pure noise at t = 999"
+    )
+
+
+def unknown_note(pipe, tokenizer, prompt: str) -> str:
+    """'this model does not know "astronaut" and "horse" ...', or "" when it knows every word."""
+    words = unknown(tokenizer, prompt)
+    if not words:
+        return ""
+    name = embedded_name(pipe)
+    groups = known_words(name) if name else {}
+    knows = "; ".join(f"{g} such as {', '.join(w[:4])}" for g, w in groups.items())
+    note = (
+        f"{name or 'this model'} does not know {quoted(words)}: "
+        + ("it is" if len(words) == 1 else "each is")
+        + " read as one `<|unk|>` token, which carries no meaning"
+    )
+    if knows:
+        note += f". It knows {knows} (all of them: “What this model knows”, above the tabs)"
+    return note
+
+
+def notes_markdown(notes: list[str]) -> str:
+    """Notes as warning lines to put above a status text."""
+    return "".join(f"⚠ {n}  \n" for n in notes)
