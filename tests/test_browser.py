@@ -79,3 +79,62 @@ def test_type_run_scrub_screenshot(url, page):
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / "generate.png"))
     assert page.errors == [], page.errors
+
+
+VISIBLE_TABS = """() => [...document.querySelectorAll('[role=tab]')]
+    .filter(e => e.offsetParent !== null)
+    .map(e => [e.innerText.trim(), e.getAttribute('aria-selected')])"""
+# each sub-tab bar is clicked in these orders (by position), so every pair follows each other
+ORDERS = [[1, 2, 3, 4, 5, 0], [5, 4, 3, 2, 1, 0], [2, 0, 4, 1, 5, 3], [3, 5, 1, 4, 0, 2]]
+
+
+def _sub_tabs(page, outer: str) -> list[str]:
+    page.get_by_role("tab", name=outer, exact=True).click()
+    page.wait_for_timeout(300)
+    labels = [label for label, _ in page.evaluate(VISIBLE_TABS)]
+    outers = [
+        t.inner_text().strip()
+        for t in page.locator(".tab-wrapper").first.locator("[role=tab]").all()
+    ]
+    return [label for label in labels if label not in outers]
+
+
+@pytest.mark.parametrize("outer", ["Experiments", "CLIP & embeddings"])
+def test_every_sub_tab_stays_itself_in_any_order(url, page, outer):
+    page.goto(url)
+    page.locator("[role=tab]").first.wait_for()
+    names = _sub_tabs(page, outer)
+    assert len(names) >= 5 and len(set(names)) == len(names), names
+    for order in ORDERS:
+        for i in (k % len(names) for k in order):
+            page.get_by_role("tab", name=names[i], exact=True).click()
+            page.wait_for_timeout(150)
+            shown = page.evaluate(VISIBLE_TABS)
+            labels = [label for label, _ in shown]
+            assert len(labels) == len(set(labels)), labels  # no label twice
+            assert set(names) <= set(labels), (names, labels)  # none lost
+            assert dict(shown)[names[i]] == "true"  # the one clicked is the one shown
+
+
+def test_no_element_id_twice_and_every_strip_link_reaches_its_view(url, page):
+    page.goto(url)
+    page.locator("[role=tab]").first.wait_for()
+    ids = page.evaluate(
+        "() => [...document.querySelectorAll('[id]')].map(e => e.id).filter(Boolean)"
+    )
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    assert not twice, twice
+    for outer in ("Generate", "Experiments", "Sketch"):
+        page.get_by_role("tab", name=outer, exact=True).click()
+        links = page.locator(".arch-strip a:visible")
+        assert links.count() == 7, outer
+        for k in range(links.count()):
+            target = links.nth(k).get_attribute("href")
+            links.nth(k).click()
+            page.wait_for_timeout(150)
+            top, height = page.locator(target).evaluate(
+                "e => [e.getBoundingClientRect().top, window.innerHeight]"
+            )
+            # scrolled to: at the top of the window, or as far as the page's end allows
+            assert page.locator(target).is_visible() and -40 < top < height - 100, (outer, target)
+            page.evaluate("window.scrollTo(0, 0)")

@@ -184,3 +184,28 @@ def test_the_page_lists_what_the_embedded_model_knows():
     assert any(w.startswith("cat (kitten") for w in things["animals"])
     assert known_words("some/checkpoint") == {} and known_markdown("some/checkpoint") == ""
     assert "- **backgrounds** (10): white, black" in known_markdown("mini-things")
+
+
+def test_the_page_states_limits_in_plain_words():
+    from explorer.ui.limits import markdown_limits, visitor_limits
+
+    page = visitor_limits(64, "mini-shapes")
+    assert "`" not in page and "validate_run" not in page and "layout." not in page
+    assert "- **Most steps per run**: 100" in page and "64 × 64 pixels" in page
+    assert "`validate_run`" in markdown_limits()  # the developers' table keeps where
+
+
+def test_the_step_equation_says_how_much_it_leaves_out_in_words(tiny_pipe):
+    from explorer.engine.capture import trace
+    from explorer.studies import anatomy
+    from explorer.ui.stepviews import equation_text
+
+    ddim = anatomy.step_parts(trace(tiny_pipe, "a red circle", steps=3, scheduler="ddim"), 1)
+    text = equation_text(ddim.a, ddim.b, ddim.residual)
+    assert "exactly: this step is that formula" in text and "up to 0.0%" not in text
+    noisy = trace(tiny_pipe, "a red circle", steps=3, scheduler="euler_a")  # fresh noise a step
+    ancestral = anatomy.step_parts(noisy, 1)
+    assert ancestral.residual > 0.0005
+    assert f"all but {ancestral.residual:.1%} of x_(t−1)" in equation_text(
+        ancestral.a, ancestral.b, ancestral.residual
+    )

@@ -50,7 +50,7 @@ def boxes(trace: Trace | None) -> list[tuple[str, str, str, str]]:
             "Text encoder",
             f"embeds {_shape(B, L, D)}",
             "one vector per token; ×2 with guidance",
-            "guidance",
+            "tokens",
         ),
         (f"UNet × {count(T)}", f"noise {_shape(B, C, h, w)}", "predicts the noise in x_t", "steps"),
         (
@@ -63,19 +63,20 @@ def boxes(trace: Trace | None) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def architecture_html(trace: Trace | None = None) -> str:
-    """The strip as HTML: boxes linked to their views, arrows between them."""
+def architecture_html(trace: Trace | None = None, prefix: str = "") -> str:
+    """The strip as HTML: boxes linked to their views, arrows between them. `prefix`: the
+    step views' id prefix in this tab (each tab has its own views, and ids must be unique)."""
     parts = []
     for i, (title, shape, note, view) in enumerate(boxes(trace)):
         if i:
             parts.append('<span class="arch-arrow">→</span>')
         parts.append(
-            f'<a class="arch-box" href="#{VIEW_IDS[view]}" title="{html.escape(note)}">'
+            f'<a class="arch-box" href="#{prefix}{VIEW_IDS[view]}" title="{html.escape(note)}">'
             f"<b>{html.escape(title)}</b><code>{html.escape(shape)}</code></a>"
         )
     parts.append('<span class="arch-arrow">·</span>')
     parts.append(
-        f'<a class="arch-box" href="#{VIEW_IDS["tensors"]}"><b>All tensors</b>'
+        f'<a class="arch-box" href="#{prefix}{VIEW_IDS["tensors"]}"><b>All tensors</b>'
         "<code>shapes, sizes</code></a>"
     )
     return '<nav class="arch-strip">' + "".join(parts) + "</nav>"

@@ -33,7 +33,7 @@ from explorer.studies import text_embeddings as emb
 from explorer.studies import trajectories as maps
 from explorer.ui import clip_format as fmt
 from explorer.ui.common import AppContext, run_engine
-from explorer.ui.notes import notes_markdown
+from explorer.ui.notes import notes_markdown, unknown_note
 
 MAX_PROMPTS = 8  # prompts in the similarity and norms views
 MAX_PAIRS = 16  # images and captions in the image x text view
@@ -116,6 +116,8 @@ def tokens(ctx: AppContext, a, b) -> tuple:
     notes += notes_b + ([] if a else ["prompt A is empty: only the start and end tokens"])
     b = b or a
     pipe = ctx.pipe()
+    for text in dict.fromkeys((a, b)):
+        notes += [n for n in [unknown_note(pipe, private_tokenizer(pipe), text)] if n]
     r = run_engine(emb.compare_tokens, pipe.text_encoder, private_tokenizer(pipe), a, b)
     note = notes_markdown(notes) + fmt.tokens_note(r)
     heat = charts.heatmap_figure(

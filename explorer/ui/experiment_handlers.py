@@ -22,6 +22,7 @@ from explorer.studies import grid as gridmod
 from explorer.studies import sweeps
 from explorer.ui.common import AppContext, StopFlags, run_engine, session_key
 from explorer.ui.experiment_lists import GRID_MAX, parse_list, table
+from explorer.ui.notes import prompt_notes
 from explorer.ui.stepviews import RunView, run_values
 
 # A panel's outputs, in output order; a panel has those of them it shows (not every one has a
@@ -66,9 +67,10 @@ def request_stop(flags: StopFlags, request: gr.Request = None) -> None:
     flags.stop(session_key(request))
 
 
-def _settings(*values) -> RunSettings:
+def _settings(ctx: AppContext, *values) -> RunSettings:
+    """The base settings, each note about them (unknown words, few "leading" steps) a toast."""
     s = validate_run(*values)
-    for n in s.notes:
+    for n in prompt_notes(ctx.pipe(), s):
         gr.Warning(n)
     return s
 
@@ -77,11 +79,14 @@ def _gallery(runs: list[ex.Run], captions: list[str] | None = None) -> list[tupl
     return [(r.image, captions[i] if captions else r.label) for i, r in enumerate(runs)]
 
 
+VIEWS_PREFIX = "exp-"  # the Experiments tab's step views' ids
+
+
 def open_cell(traces: list, evt: gr.SelectData) -> dict[str, Any]:
     """The clicked picture's run, in every step view."""
     if not traces or evt.index is None or evt.index >= len(traces):
         return {}
-    return run_values(run_engine(RunView.of, traces[evt.index]))
+    return run_values(run_engine(RunView.of, traces[evt.index]), prefix=VIEWS_PREFIX)
 
 
 # ---- one handler per panel ----------------------------------------------------------------------
@@ -101,7 +106,7 @@ def compare_steps(
     request: gr.Request = None,
     progress=gr.Progress(),  # noqa: B008
 ) -> dict[str, Any]:
-    s = _settings(prompt, negative, seed, steps, guidance, scheduler, 0, spacing)
+    s = _settings(ctx, prompt, negative, seed, steps, guidance, scheduler, 0, spacing)
     counts = parse_list("steps", steps_list)
     r = run_experiment(
         flags,
@@ -140,7 +145,7 @@ def scale_embedding(
     rule,
     request: gr.Request = None,
 ) -> dict[str, Any]:
-    s = _settings(prompt, negative, seed, steps, guidance, scheduler)
+    s = _settings(ctx, prompt, negative, seed, steps, guidance, scheduler)
     ks = parse_list("magnitude", factors, "factors")
     r = run_experiment(
         flags,
@@ -179,7 +184,7 @@ def compare_guidance(
     request: gr.Request = None,
     progress=gr.Progress(),  # noqa: B008
 ) -> dict[str, Any]:
-    s = _settings(prompt, negative, seed, steps, guidance, scheduler)
+    s = _settings(ctx, prompt, negative, seed, steps, guidance, scheduler)
     gs = parse_list("guidance", scales, "guidance scales")
     r = run_experiment(
         flags,
@@ -220,7 +225,7 @@ def compare_schedulers(
     request: gr.Request = None,
     progress=gr.Progress(),  # noqa: B008
 ) -> dict[str, Any]:
-    s = _settings(prompt, negative, seed, steps, guidance, scheduler)
+    s = _settings(ctx, prompt, negative, seed, steps, guidance, scheduler)
     chosen = parse_list("scheduler", names, "schedulers")
     counts = parse_list("curve", curve, "step counts")
     r = run_experiment(
@@ -261,7 +266,7 @@ def compare_seeds(
     request: gr.Request = None,
     progress=gr.Progress(),  # noqa: B008
 ) -> dict[str, Any]:
-    s = _settings(prompt, negative, seed, steps, guidance, scheduler)
+    s = _settings(ctx, prompt, negative, seed, steps, guidance, scheduler)
     chosen = parse_list("seed", seeds, "seeds")
     r = run_experiment(
         flags,
@@ -303,7 +308,7 @@ def grid(
     request: gr.Request = None,
     progress=gr.Progress(),  # noqa: B008
 ) -> dict[str, Any]:
-    s = _settings(prompt, negative, seed, steps, guidance, scheduler)
+    s = _settings(ctx, prompt, negative, seed, steps, guidance, scheduler)
     kind = lambda axis: "scheduler" if axis == "scheduler" else axis  # noqa: E731
     rows = parse_list(kind(row_axis), row_text, f"row values ({row_axis})", GRID_MAX)
     cols = parse_list(kind(col_axis), col_text, f"column values ({col_axis})", GRID_MAX)

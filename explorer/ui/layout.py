@@ -14,7 +14,7 @@ import gradio as gr
 
 from explorer.mini.known import known_markdown
 from explorer.ui.common import CSS, MAX_FILE_SIZE, QUEUE_SIZE, RUN_CONCURRENCY, AppContext
-from explorer.ui.limits import markdown_limits
+from explorer.ui.limits import visitor_limits
 
 TABS = [
     "explorer.ui.tabs.generate",
@@ -53,7 +53,7 @@ def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
                     "read as one `<|unk|>` token, which carries no meaning.\n\n" + known
                 )
         with gr.Accordion("Limits of this app", open=False, elem_id="limits"):
-            gr.Markdown(markdown_limits(ctx.fixed_size, ctx.model_name))
+            gr.Markdown(visitor_limits(ctx.fixed_size, ctx.model_name))
         with gr.Tabs():
             for module in tab_modules(tabs):
                 with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):

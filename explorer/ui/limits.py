@@ -113,5 +113,22 @@ def markdown_limits(fixed_size: int | None = None, model: str | None = None) -> 
     return "\n".join(rows)
 
 
+VISITOR_SKIP = ("files served",)  # rows that only concern whoever runs the server
+VISITOR_WORDS = {  # developer words in the limits' values, as a visitor reads them
+    " (gradio `max_file_size`)": "",
+    "chosen by the operator only (`--model` / `$EXPLORER_MODEL`)": "chosen by whoever runs the app",
+}
+
+
+def visitor_limits(fixed_size: int | None = None, model: str | None = None) -> str:
+    """The limits as the page states them to a visitor: what and how much, one line each (where
+    each is enforced is for developers: docs/limits.md)."""
+    rows = [(a, b) for a, b, _ in limits(fixed_size, model) if a not in VISITOR_SKIP]
+    for code, plain in VISITOR_WORDS.items():
+        rows = [(a, b.replace(code, plain)) for a, b in rows]
+    lines = [f"- **{a[0].upper() + a[1:]}**: {b}" for a, b in rows]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":  # python -m explorer.ui.limits: the two tables of docs/limits.md
     print(markdown_limits() + "\n\n" + markdown_bad_inputs())

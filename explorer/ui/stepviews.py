@@ -114,8 +114,9 @@ NO_RUN = "Run a prompt to see its steps."
 PLOTS = ("schedule", "latent", "frequency", "coefficients", "guidance")  # run_figures' keys
 
 
-def run_values(view: RunView, step: int | None = None) -> dict[str, Any]:
-    """Every view's value, by name: the whole run, with `step` (1..T, default T) selected."""
+def run_values(view: RunView, step: int | None = None, prefix: str = "") -> dict[str, Any]:
+    """Every view's value, by name: the whole run, with `step` (1..T, default T) selected;
+    `prefix` is the tab's id prefix of its views (`StepViews.build`)."""
     trace, pics = view.trace, view.pictures
     T = trace.num_steps
     step = T if step is None else max(1, min(int(step), T))
@@ -127,7 +128,7 @@ def run_values(view: RunView, step: int | None = None) -> dict[str, Any]:
     return {
         "state": view,
         "step": gr.Slider(minimum=1, maximum=max(T, 2), value=step, step=1, interactive=T > 1),
-        "architecture": architecture_html(trace),
+        "architecture": architecture_html(trace, prefix),
         "gallery_xt": latent_captions(pics.latents, trace.settings.get("mode") == "img2img"),
         "gallery_x0": step_captions(trace, pics.x0),
         "gallery_noise": step_captions(trace, pics.noise),
@@ -151,10 +152,7 @@ def step_values(view: RunView | None, step: int) -> dict[str, Any]:
             f"**Step {i + 1} of {trace.num_steps}** · timestep t = {p.timestep:.0f} · "
             f"ᾱ_t = {p.alpha_bar:.4f} (signal share) · decoded with {pics.method}"
         ),
-        "equation": (
-            f"x_(t−1) = **{p.a:.4f}** · x_t + (**{p.b:+.4f}**) · ε — this explains x_(t−1) "
-            f"up to {p.residual:.1%} (the rest: history or fresh noise)."
-        ),
+        "equation": equation_text(p.a, p.b, p.residual),
         **dict(zip(("use_xt", "use_eps", "use_removed", "use_next"), use, strict=True)),
         "use_x0": pics.x0[i],
         **guidance_values(trace, i),
@@ -162,6 +160,17 @@ def step_values(view: RunView | None, step: int) -> dict[str, Any]:
         "channels": anatomy.channels_image(trace, i + 1),
         "decoded": pics.latents[i + 1],
     }
+
+
+def equation_text(a: float, b: float, residual: float) -> str:
+    """The step as x_(t−1) = a·x_t + b·ε, and how much of x_(t−1) that leaves out, in words."""
+    head = f"x_(t−1) = **{a:.4f}** · x_t + (**{b:+.4f}**) · ε"
+    if residual < 0.0005:
+        return f"{head} — exactly: this step is that formula and nothing else."
+    return (
+        f"{head} — all but {residual:.1%} of x_(t−1): the rest comes from the solver's history "
+        "of earlier steps or from fresh noise."
+    )
 
 
 def guidance_values(trace: Trace, i: int) -> dict[str, Any]:
@@ -199,10 +208,12 @@ class StepViews:
     components: dict[str, gr.components.Component]
 
     @classmethod
-    def build(cls) -> StepViews:
+    def build(cls, prefix: str = "") -> StepViews:
+        """The views, their element ids starting with `prefix` (one per tab: ids are unique)."""
         self = cls()
+        self.prefix = prefix
         self.state = gr.State(None)
-        self.architecture = gr.HTML(architecture_html(None))
+        self.architecture = gr.HTML(architecture_html(None, prefix))
         with gr.Row():
             self.step = gr.Slider(
                 1,
@@ -211,9 +222,9 @@ class StepViews:
                 step=1,
                 label="Step (scrubs every view)",
                 scale=3,
-                elem_id="step-slider",
+                elem_id=f"{prefix}step-slider",
             )
-            self.step_info = gr.Markdown(NO_RUN, elem_id="step-info")
+            self.step_info = gr.Markdown(NO_RUN, elem_id=f"{prefix}step-info")
         self._build_steps()
         self._build_parts()
         self._build_run()
@@ -232,7 +243,7 @@ class StepViews:
         return self
 
     def _build_steps(self) -> None:
-        with gr.Column(elem_id=VIEW_IDS["steps"]):
+        with gr.Column(elem_id=self.prefix + VIEW_IDS["steps"]):
             gr.Markdown("### Every step: noisy latent, predicted image, predicted noise")
             explain(TEXTS["steps"])
             self.gallery_xt = pixel_gallery("x_t: the noisy latent, decoded")
@@ -242,7 +253,7 @@ class StepViews:
             )
 
     def _build_parts(self) -> None:
-        with gr.Column(elem_id=VIEW_IDS["scheduler"]):
+        with gr.Column(elem_id=self.prefix + VIEW_IDS["scheduler"]):
             gr.Markdown("### How the predicted noise is used (selected step)")
             explain(TEXTS["scheduler"])
             self.equation = gr.Markdown()
@@ -252,7 +263,7 @@ class StepViews:
                 self.use_removed = pixel_image("b·ε (the noise part)")
                 self.use_next = pixel_image("x_(t−1) = a·x_t + b·ε")
                 self.use_x0 = pixel_image("x0 it heads to")
-        with gr.Column(elem_id=VIEW_IDS["guidance"]):
+        with gr.Column(elem_id=self.prefix + VIEW_IDS["guidance"]):
             gr.Markdown("### Guidance taken apart (selected step)")
             explain(TEXTS["guidance"])
             self.guidance_norms = gr.Markdown()
@@ -261,7 +272,7 @@ class StepViews:
                 self.g_text = pixel_image("ε_c with the prompt")
                 self.g_guided = pixel_image("ε guided")
                 self.g_diff = pixel_image("ε_c − ε_u: the prompt's push")
-        with gr.Column(elem_id=VIEW_IDS["latent"]):
+        with gr.Column(elem_id=self.prefix + VIEW_IDS["latent"]):
             gr.Markdown("### The latent space (selected step)")
             explain(TEXTS["latent"])
             self.compression = gr.Markdown()
@@ -270,7 +281,7 @@ class StepViews:
                 self.decoded = pixel_image("the same latent decoded", scale=1)
 
     def _build_run(self) -> None:
-        with gr.Column(elem_id=VIEW_IDS["charts"]):
+        with gr.Column(elem_id=self.prefix + VIEW_IDS["charts"]):
             gr.Markdown("### Over the whole run")
             explain(TEXTS["charts"])
             with gr.Row():
@@ -280,11 +291,11 @@ class StepViews:
                 self.plot_frequency = gr.Plot(label="coarse to fine")
                 self.plot_coefficients = gr.Plot(label="scheduler coefficients")
             self.plot_guidance = gr.Plot(label="guidance norms")
-        with gr.Column(elem_id=VIEW_IDS["tokens"]):
+        with gr.Column(elem_id=self.prefix + VIEW_IDS["tokens"]):
             gr.Markdown("### What the text encoder read")
             explain(TEXTS["tokens"])
             self.tokens = gr.Markdown()
-        with gr.Column(elem_id=VIEW_IDS["tensors"]):
+        with gr.Column(elem_id=self.prefix + VIEW_IDS["tensors"]):
             gr.Markdown("### Every captured tensor")
             explain(TEXTS["tensors"])
             self.tensors = gr.Dataframe(headers=TENSOR_HEADERS, interactive=False, wrap=True)
@@ -296,4 +307,5 @@ class StepViews:
 
     def render(self, view: RunView, step: int | None = None) -> dict:
         """`run_values` keyed by component, for an event whose outputs include `outputs`."""
-        return {self.components[name]: value for name, value in run_values(view, step).items()}
+        values = run_values(view, step, self.prefix)
+        return {self.components[name]: value for name, value in values.items()}

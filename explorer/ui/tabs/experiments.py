@@ -24,7 +24,13 @@ from explorer.ui.common import (
     pixel_gallery,
     pixel_image,
 )
-from explorer.ui.experiment_handlers import HANDLERS, PANEL_OUTPUTS, open_cell, request_stop
+from explorer.ui.experiment_handlers import (
+    HANDLERS,
+    PANEL_OUTPUTS,
+    VIEWS_PREFIX,
+    open_cell,
+    request_stop,
+)
 from explorer.ui.experiment_lists import (
     DEFAULTS,
     GRID_MAX,
@@ -114,9 +120,12 @@ def panel(key: str, kinds: list[tuple[str, str]], note: str) -> dict:
             plot = gr.Plot(label="chart") if key != "grid" else None
             numbers = gr.Markdown()
         png = pixel_image("Grid (PNG: download it)", height=400) if key == "grid" else None
+        # inside the Tab: a component made directly under gr.Tabs (not in a Tab) makes the
+        # page's tab bar relabel one sub-tab's button as another's at every click
+        state = gr.State([])
     shown = dict(gallery=gallery, first=first, plot=plot, png=png, numbers=numbers)
     outputs = {name: shown.get(name) for name in PANEL_OUTPUTS if name != "state"}
-    outputs["state"] = gr.State([])
+    outputs["state"] = state
     return dict(
         inputs=boxes + more,
         button=button,
@@ -131,7 +140,7 @@ def create_tab(ctx: AppContext) -> StepViews:
     base = _settings_inputs()
     with gr.Tabs():
         panels = {key: panel(key, kinds, note) for key, (kinds, note) in PANELS.items()}
-    views = StepViews.build()
+    views = StepViews.build(VIEWS_PREFIX)
     flags = StopFlags()
     events = []
     for key, p in panels.items():

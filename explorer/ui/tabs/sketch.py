@@ -33,6 +33,7 @@ from explorer.ui.upload import fit_choice, image_upload, load_sketch, notes_text
 from explorer.ui.widgets import control_input
 
 TITLE = "Sketch"
+VIEWS_PREFIX = "sketch-"  # the tab's step views' ids (the Generate tab's have none)
 SWEEP_CONCURRENCY = 1  # a sweep is several runs: one at a time, like the experiments
 SWEEP_LIMITS = dict(lo=0.01, hi=1.0, max_count=8)
 PROMPT = "a red circle on a white background"
@@ -88,7 +89,8 @@ def run(
         f"ᾱ = {float(tr.alphas_cumprod[0]):.3f} of the start latent is your sketch's signal share."
     )
     view = run_engine(RunView.of, tr)
-    return {"start": loaded.image, "final": tr.image, "status": done, **run_values(view)}
+    values = run_values(view, prefix=VIEWS_PREFIX)
+    return {"start": loaded.image, "final": tr.image, "status": done, **values}
 
 
 def strength_sweep(
@@ -133,7 +135,7 @@ def open_run(traces: list, evt: gr.SelectData) -> dict[str, Any]:
     i = (evt.index or 0) - 1  # the first picture is the input
     if not traces or not 0 <= i < len(traces):
         return {}
-    return run_values(run_engine(RunView.of, traces[i]))
+    return run_values(run_engine(RunView.of, traces[i]), prefix=VIEWS_PREFIX)
 
 
 # ---- layout and wiring ------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def create_tab(ctx: AppContext) -> StepViews:
             status = gr.Markdown("Draw something and press Run.")
     sweep = pixel_gallery("Strength sweep: click a picture to open its run below", columns=5)
     runs = gr.State([])
-    views = StepViews.build()
+    views = StepViews.build(VIEWS_PREFIX)
     picture = ["sketch", "upload", "how", "prompt"]
     settings = ["steps", "guidance", "seed", "scheduler"]
     outputs = dict(start=start, final=final, status=status, **views.components)
