@@ -6,6 +6,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -46,7 +47,16 @@ def test_api_parameters_have_defaults(client):
     info = client.view_api(return_format="dict", print_info=False)
     params = info["named_endpoints"]["/generate"]["parameters"]
     names = [p["parameter_name"] for p in params]
-    assert names == ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "size"]
+    assert names == [
+        "prompt",
+        "negative_prompt",
+        "seed",
+        "steps",
+        "guidance",
+        "scheduler",
+        "size",
+        "spacing",
+    ]
     assert all(p["parameter_has_default"] for p in params)
 
 
@@ -86,7 +96,7 @@ def test_bad_input_gets_a_clear_message(client):
 
 
 def test_saved_run_reopens(client, tmp_path):
-    generate(client, prompt="a small yellow star", seed=5)
+    live = generate(client, prompt="a small yellow star", seed=5)
     saved = client.predict(api_name="/save_run")
     with zipfile.ZipFile(saved) as z:
         names = {Path(n).name for n in z.namelist()}
@@ -97,6 +107,12 @@ def test_saved_run_reopens(client, tmp_path):
         assert im.size == (64, 64)
     gallery_x0 = out[5]
     assert len(gallery_x0) == STEPS
+    # made with the model served here: decoded by its VAE, as the live run showed it
+    assert "decoded by this model's VAE" in out[1]
+    for then, now in zip(live[5], gallery_x0):
+        with Image.open(then["image"]) as a, Image.open(now["image"]) as b:
+            diff = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
+            assert diff.mean() < 0.5 and diff.max() <= 2
 
 
 def test_malformed_upload_gets_a_clear_message(client, tmp_path):

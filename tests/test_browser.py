@@ -138,3 +138,19 @@ def test_no_element_id_twice_and_every_strip_link_reaches_its_view(url, page):
             # scrolled to: at the top of the window, or as far as the page's end allows
             assert page.locator(target).is_visible() and -40 < top < height - 100, (outer, target)
             page.evaluate("window.scrollTo(0, 0)")
+
+
+def test_stop_shows_the_steps_it_ran(url, page):
+    page.goto(url)
+    page.locator("#control-prompt textarea").fill("a large red circle on a blue background")
+    steps = page.locator("#control-steps input[type=number]")
+    steps.fill("100")
+    steps.press("Enter")
+    page.locator("#run-button").click()
+    status = page.locator("#run-status")
+    status.filter(has_text=re.compile(r"Step \d+ of 100")).wait_for()
+    page.locator("#stop-button").click()
+    status.filter(has_text="Done: stopped after").wait_for()
+    ran = int(re.search(r"stopped after (\d+) of 100 steps", status.inner_text()).group(1))
+    assert 1 <= ran < 100
+    assert f"of {ran}" in page.locator("#step-info").inner_text()  # the views show that run

@@ -126,3 +126,11 @@ def test_attention_shares_measure_the_weight_on_the_thing():
         maps[i, :] = core / core.sum()
     on = attention_figures.shares(maps, tokens, s, picture)[s.things[0].thing][0]
     assert on == pytest.approx(cells.max(), rel=1e-5) and on > 0.8
+
+
+def test_a_model_is_the_same_across_machines_by_its_key():
+    assert models.model_key(str(models.MINI_DIR)) == "mini-shapes"
+    assert models.model_key("/elsewhere/explorer/mini/model") == "mini-shapes"
+    assert models.model_key("/elsewhere/explorer/mini/things/model") == "mini-things"
+    assert models.model_key("/data/mini/model") == "/data/mini/model"
+    assert models.model_key("owner/name") == "owner/name" and models.model_key(None) is None

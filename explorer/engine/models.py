@@ -173,6 +173,19 @@ def embedded_name(pipe) -> str | None:
     return None
 
 
+def model_key(name_or_path: str | None) -> str | None:
+    """What identifies a model across machines: an embedded model's name (its folder's path
+    differs from machine to machine), else the folder or hub id as given."""
+    if not name_or_path:
+        return None
+    parts = Path(str(name_or_path)).parts
+    for name, folder in MINI_MODELS.items():
+        tail = folder.parts[-3:]  # .../explorer/mini/model, .../mini/things/model
+        if parts[-len(tail) :] == tail:
+            return name
+    return str(name_or_path)
+
+
 def is_mini(pipe) -> bool:
     return embedded_name(pipe) is not None
 

@@ -2,7 +2,7 @@
 
 Events (api names in brackets):
   Run / Enter  -> pick the seed (a visible step: the seed used is shown) -> run [/generate]
-  Stop         -> asks the engine to stop between steps and cancels the run event
+  Stop         -> asks the engine to stop between steps; the run then shows the steps it ran
   Save run     -> a zip of the trace [/save_run];  Open a saved run -> all views [/open_run]
 Handlers only validate, call the engine (`explorer.engine.capture.trace`, through `run_engine`)
 and format; their outputs are named in `OUTPUTS` and the step views' `RUN_VIEWS`/`STEP_VIEWS`.
@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import gradio as gr
 
 from explorer.engine.capture import trace as run_trace
+from explorer.engine.models import model_key
 from explorer.engine.runzip import MAX_ZIP_BYTES, pack, unpack
 from explorer.engine.tracefile import Trace
 from explorer.inputs.controls import UI_SEED_MAX, RunSettings, validate_run
@@ -217,17 +218,28 @@ def save_run(view: RunView | None) -> str:
     return str(pack(view.trace, folder, f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}"))
 
 
-def open_run(upload: str | None) -> dict:
-    """A saved run in every view (steps with the linear preview: no model needed)."""
+def open_run(ctx: AppContext, upload: str | None) -> dict:
+    """A saved run in every view: its steps decoded by this app's VAE when the run was made with
+    the model served here (as the live run showed them), else with the linear preview."""
     if upload is None:
         return {}
     trace = unpack(upload)
-    view = RunView.of(trace, method="preview")
     s = trace.settings
+    pipe = ctx.pipe()
+    same = model_key(s.get("model")) == model_key(pipe.name_or_path)
+    if same and trace.latents.shape[1] == pipe.vae.config.latent_channels:
+        view = run_engine(RunView.of, trace.attach_decoder(pipe.vae))
+        how = "Steps are decoded by this model's VAE, as the live run showed them"
+    else:
+        view = RunView.of(trace, method="preview")
+        how = (
+            f"It was made with {s.get('model') or 'another model'}, not the model served here, "
+            "so its steps are shown with the cheap linear preview"
+        )
     note = (
         f"Opened a saved run: “{s.get('prompt', '')}”, seed {s.get('seed')}, "
-        f"{count(trace.num_steps)}, {s.get('scheduler', '?')}. Steps are shown with the cheap "
-        "linear preview (no model needed); the final image is the saved one."
+        f"{count(trace.num_steps)}, {s.get('scheduler', '?')}. {how}; the final image is the "
+        "saved one."
     )
     return {"image": trace.image, "status": note, **run_values(view)}
 
@@ -314,16 +326,11 @@ def create_tab(ctx: AppContext) -> StepViews:
         concurrency_id="run",
         show_progress_on=[r["status"]],
     )
-    run_event = c["run"].click(**picked).then(**running, api_name="generate")
-    submit_event = c["prompt"].submit(**picked).then(**running, api_visibility="private")
-    c["stop"].click(
-        bind(request_stop, flags),
-        None,
-        None,
-        cancels=[run_event, submit_event],
-        queue=False,
-        api_visibility="private",
-    )
+    c["run"].click(**picked).then(**running, api_name="generate")
+    c["prompt"].submit(**picked).then(**running, api_visibility="private")
+    # Stop only asks: the engine ends the run at its next step, and the run's own event then
+    # shows what it made ("stopped after 31 of 100 steps", every view of the steps run)
+    c["stop"].click(bind(request_stop, flags), None, None, queue=False, api_visibility="private")
     r["save"].click(
         bind(save_run),
         [views.state],
@@ -333,7 +340,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         concurrency_id="files",
     )
     r["opened"].upload(
-        bind(open_run, outputs=outputs),
+        bind(open_run, ctx, outputs=outputs),
         [r["opened"]],
         list(outputs.values()),
         api_name="open_run",
