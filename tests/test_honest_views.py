@@ -209,3 +209,20 @@ def test_the_step_equation_says_how_much_it_leaves_out_in_words(tiny_pipe):
     assert f"all but {ancestral.residual:.1%} of x_(t−1)" in equation_text(
         ancestral.a, ancestral.b, ancestral.residual
     )
+
+
+def test_each_tab_links_its_strip_to_its_own_views():
+    import gradio as gr
+
+    from explorer.ui.architecture import architecture_html
+    from explorer.ui.stepviews import StepViews
+
+    ids = {}
+    for prefix in ("", "exp-", "sketch-"):  # Generate, Experiments, Sketch
+        with gr.Blocks() as demo:
+            StepViews.build(prefix)
+        ids[prefix] = {b.elem_id for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+        hrefs = re.findall(r'href="#([^"]+)"', architecture_html(None, prefix))
+        assert len(hrefs) == 7 and set(hrefs) <= ids[prefix], (prefix, hrefs)
+    assert not ids[""] & ids["exp-"] and not ids["exp-"] & ids["sketch-"]
+    assert not ids[""] & ids["sketch-"]

@@ -31,6 +31,17 @@ log = logging.getLogger("explorer.ui")
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
 .pixelated .thumbnail-item img, .pixelated .thumbnail-lg img { object-fit: contain; }
+/* galleries: as many columns as fit (every frame reachable on a phone), caption under the picture */
+.pixelated .grid-container { grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important;
+  grid-auto-rows: auto !important; margin-top: 30px; }
+.pixelated .grid-wrap.fixed-height { max-height: none !important; height: auto !important; }
+.pixelated .thumbnail-item { display: flex; flex-direction: column; height: auto !important;
+  aspect-ratio: auto !important; }
+.pixelated .thumbnail-item img { aspect-ratio: 1; width: 100%; height: auto; }
+.pixelated .caption-label { position: static !important; transform: none !important;
+  max-width: 100% !important; white-space: normal !important; overflow: visible !important;
+  background: none !important; padding: 2px 0 0 0 !important; font-size: 0.8em; line-height: 1.2;
+  text-align: center; color: var(--body-text-color); }
 .pixel-image img { width: 100%; height: 100%; object-fit: contain; }
 .explain { font-size: 0.92em; opacity: 0.9; }
 .arch-strip { display: flex; flex-wrap: wrap; align-items: stretch; gap: 6px; margin: 4px 0; }

@@ -33,8 +33,6 @@ from explorer.ui.common import (
 )
 from explorer.ui.texts import TEXTS
 
-TENSOR_HEADERS = ["name", "shape", "dtype", "size", "what it holds"]
-
 
 @dataclass
 class RunView:
@@ -111,6 +109,21 @@ STEP_VIEWS = (
     "decoded",
 )
 NO_RUN = "Run a prompt to see its steps."
+WAITING = (
+    "Run a prompt to see inside it: every step's noisy latent, predicted image and noise, how "
+    "the scheduler uses the noise, coarse to fine, guidance taken apart, the latent space, the "
+    "tokens and every tensor."
+)
+# One accordion per question, in the order of the app's questions (docs/architecture.md).
+SECTIONS = {
+    "tensors": "1 · What are these tensors? Every captured array, its shape and meaning",
+    "steps": "2 · Why can't it jump to the end? Every step: x_t, the predicted image, the noise",
+    "scheduler": "3 · How is the predicted noise used? (selected step)",
+    "charts": "4 · Coarse to fine: the whole run",
+    "guidance": "5 · How does the text steer it? Guidance taken apart (selected step)",
+    "latent": "6 · What is the latent space? (selected step)",
+    "tokens": "What the text encoder read",
+}
 PLOTS = ("schedule", "latent", "frequency", "coefficients", "guidance")  # run_figures' keys
 
 
@@ -122,7 +135,8 @@ def run_values(view: RunView, step: int | None = None, prefix: str = "") -> dict
     step = T if step is None else max(1, min(int(step), T))
     figures = run_figures(trace)
     rows = [
-        [r["name"], r["shape"], r["dtype"], human_bytes(r["bytes"]), r["what it holds"]]
+        f"- **{r['name']}** `{r['shape']}` {r['dtype']}, {human_bytes(r['bytes'])}: "
+        f"{r['what it holds']}"
         for r in anatomy.tensor_inventory(trace)
     ]
     return {
@@ -134,8 +148,10 @@ def run_values(view: RunView, step: int | None = None, prefix: str = "") -> dict
         "gallery_noise": step_captions(trace, pics.noise),
         **{f"plot_{name}": figures[name] for name in PLOTS},
         "tokens": tokens_markdown(trace),
-        "tensors": rows,
+        "tensors": "\n".join(rows),  # a list, not a table: it wraps on a phone too
         **step_values(view, step),
+        "waiting": gr.Markdown(visible=False),
+        "body": gr.Column(visible=True),
     }
 
 
@@ -209,26 +225,33 @@ class StepViews:
 
     @classmethod
     def build(cls, prefix: str = "") -> StepViews:
-        """The views, their element ids starting with `prefix` (one per tab: ids are unique)."""
+        """The views, their element ids starting with `prefix` (one per tab: ids are unique).
+
+        Before a run only one line shows (`WAITING`); then the strip, the step scrubber and one
+        accordion per question, in the order of the app's questions, "every step" open."""
         self = cls()
         self.prefix = prefix
         self.state = gr.State(None)
-        self.architecture = gr.HTML(architecture_html(None, prefix))
-        with gr.Row():
-            self.step = gr.Slider(
-                1,
-                2,
-                value=1,
-                step=1,
-                label="Step (scrubs every view)",
-                scale=3,
-                elem_id=f"{prefix}step-slider",
-            )
-            self.step_info = gr.Markdown(NO_RUN, elem_id=f"{prefix}step-info")
-        self._build_steps()
-        self._build_parts()
-        self._build_run()
+        self.waiting = gr.Markdown(WAITING, elem_classes=["explain"])
+        with gr.Column(visible=False) as self.body:
+            self.architecture = gr.HTML(architecture_html(None, prefix))
+            with gr.Row():
+                self.step = gr.Slider(
+                    1,
+                    2,
+                    value=1,
+                    step=1,
+                    label="Step (scrubs every view)",
+                    scale=3,
+                    elem_id=f"{prefix}step-slider",
+                )
+                self.step_info = gr.Markdown(NO_RUN, elem_id=f"{prefix}step-info")
+            for key, title in SECTIONS.items():
+                with gr.Accordion(title, open=key == "steps", elem_id=prefix + VIEW_IDS[key]):
+                    explain(TEXTS[key])
+                    getattr(self, f"_build_{key}")()
         self.components = {name: getattr(self, name) for name in (*RUN_VIEWS, *STEP_VIEWS)}
+        self.components |= {"waiting": self.waiting, "body": self.body}
         step_views = {name: self.components[name] for name in STEP_VIEWS}
         self.step.input(  # the visitor's own moves only (not a run setting the slider)
             bind(step_values, outputs=step_views),
@@ -242,63 +265,48 @@ class StepViews:
         )
         return self
 
+    def _build_tensors(self) -> None:
+        self.tensors = gr.Markdown()
+
     def _build_steps(self) -> None:
-        with gr.Column(elem_id=self.prefix + VIEW_IDS["steps"]):
-            gr.Markdown("### Every step: noisy latent, predicted image, predicted noise")
-            explain(TEXTS["steps"])
-            self.gallery_xt = pixel_gallery("x_t: the noisy latent, decoded")
-            self.gallery_x0 = pixel_gallery("x0: the clean image predicted at each step")
-            self.gallery_noise = pixel_gallery(
-                "ε: the noise predicted at each step (contrast-stretched)"
-            )
+        self.gallery_xt = pixel_gallery("x_t: the noisy latent, decoded")
+        self.gallery_x0 = pixel_gallery("x0: the clean image predicted at each step")
+        self.gallery_noise = pixel_gallery("ε: the noise predicted at each step (stretched)")
 
-    def _build_parts(self) -> None:
-        with gr.Column(elem_id=self.prefix + VIEW_IDS["scheduler"]):
-            gr.Markdown("### How the predicted noise is used (selected step)")
-            explain(TEXTS["scheduler"])
-            self.equation = gr.Markdown()
-            with gr.Row():
-                self.use_xt = pixel_image("x_t")
-                self.use_eps = pixel_image("ε predicted")
-                self.use_removed = pixel_image("b·ε (the noise part)")
-                self.use_next = pixel_image("x_(t−1) = a·x_t + b·ε")
-                self.use_x0 = pixel_image("x0 it heads to")
-        with gr.Column(elem_id=self.prefix + VIEW_IDS["guidance"]):
-            gr.Markdown("### Guidance taken apart (selected step)")
-            explain(TEXTS["guidance"])
-            self.guidance_norms = gr.Markdown()
-            with gr.Row():
-                self.g_uncond = pixel_image("ε_u without the prompt")
-                self.g_text = pixel_image("ε_c with the prompt")
-                self.g_guided = pixel_image("ε guided")
-                self.g_diff = pixel_image("ε_c − ε_u: the prompt's push")
-        with gr.Column(elem_id=self.prefix + VIEW_IDS["latent"]):
-            gr.Markdown("### The latent space (selected step)")
-            explain(TEXTS["latent"])
-            self.compression = gr.Markdown()
-            with gr.Row():
-                self.channels = pixel_image("the latent after this step: its channels", scale=3)
-                self.decoded = pixel_image("the same latent decoded", scale=1)
+    def _build_scheduler(self) -> None:
+        self.equation = gr.Markdown()
+        with gr.Row():
+            self.use_xt = pixel_image("x_t")
+            self.use_eps = pixel_image("ε predicted")
+            self.use_removed = pixel_image("b·ε (the noise part)")
+            self.use_next = pixel_image("x_(t−1) = a·x_t + b·ε")
+            self.use_x0 = pixel_image("x0 it heads to")
 
-    def _build_run(self) -> None:
-        with gr.Column(elem_id=self.prefix + VIEW_IDS["charts"]):
-            gr.Markdown("### Over the whole run")
-            explain(TEXTS["charts"])
-            with gr.Row():
-                self.plot_schedule = gr.Plot(label="noise schedule")
-                self.plot_latent = gr.Plot(label="latent and x0")
-            with gr.Row():
-                self.plot_frequency = gr.Plot(label="coarse to fine")
-                self.plot_coefficients = gr.Plot(label="scheduler coefficients")
-            self.plot_guidance = gr.Plot(label="guidance norms")
-        with gr.Column(elem_id=self.prefix + VIEW_IDS["tokens"]):
-            gr.Markdown("### What the text encoder read")
-            explain(TEXTS["tokens"])
-            self.tokens = gr.Markdown()
-        with gr.Column(elem_id=self.prefix + VIEW_IDS["tensors"]):
-            gr.Markdown("### Every captured tensor")
-            explain(TEXTS["tensors"])
-            self.tensors = gr.Dataframe(headers=TENSOR_HEADERS, interactive=False, wrap=True)
+    def _build_charts(self) -> None:
+        with gr.Row():
+            self.plot_schedule = gr.Plot(label="noise schedule")
+            self.plot_latent = gr.Plot(label="latent and x0")
+        with gr.Row():
+            self.plot_frequency = gr.Plot(label="coarse to fine")
+            self.plot_coefficients = gr.Plot(label="scheduler coefficients")
+
+    def _build_guidance(self) -> None:
+        self.guidance_norms = gr.Markdown()
+        with gr.Row():
+            self.g_uncond = pixel_image("ε_u without the prompt")
+            self.g_text = pixel_image("ε_c with the prompt")
+            self.g_guided = pixel_image("ε guided")
+            self.g_diff = pixel_image("ε_c − ε_u: the prompt's push")
+        self.plot_guidance = gr.Plot(label="guidance norms")
+
+    def _build_latent(self) -> None:
+        self.compression = gr.Markdown()
+        with gr.Row():
+            self.channels = pixel_image("the latent after this step: its channels", scale=3)
+            self.decoded = pixel_image("the same latent decoded", scale=1)
+
+    def _build_tokens(self) -> None:
+        self.tokens = gr.Markdown()
 
     @property
     def outputs(self) -> list:

@@ -34,7 +34,9 @@ TEXTS = {
         "text encoder turns each piece into a vector, and the UNet reads all of them."
     ),
     "tensors": (
-        "Every array the explorer captured from this run. With guidance the UNet works on a "
+        "A tensor is an array of numbers with a shape: 26 × 4 × 16 × 16 is 26 latents, each 4 "
+        "channels of 16 × 16 numbers. Here is every tensor the explorer captured from this run. "
+        "With guidance the UNet works on a "
         "batch of 2 (without and with the prompt): that doubled batch dimension is split "
         "into noise_uncond and noise_text here."
     ),

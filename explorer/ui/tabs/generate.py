@@ -38,6 +38,7 @@ from explorer.ui.common import (
     run_engine,
     session_key,
 )
+from explorer.ui.examples import EXAMPLES, THINGS_EXAMPLES, example_buttons
 from explorer.ui.notes import notes_markdown, prompt_notes
 from explorer.ui.stepviews import RunView, StepViews, run_values, step_captions
 from explorer.ui.widgets import control_input
@@ -50,21 +51,6 @@ GALLERY_EVERY = 0.5  # ...and the preview gallery (every picture so far) at most
 DECODE_BATCH = 12  # pictures (x_t and x0) decoded together while the run goes on...
 DECODE_TAIL = 4  # ...except in its last steps, decoded as they come
 OUTPUTS = ("image", "status")  # the tab's own outputs, before the step views
-
-EXAMPLES = [  # prompt, negative prompt, seed, steps, guidance, scheduler
-    ["a large red circle on a blue background", "", 0, 25, 7.5, "ddim"],
-    ["a small yellow star in the top left on a black background", "", 1, 25, 7.5, "euler"],
-    ["a green triangle, white background, center", "", 2, 10, 5.0, "dpmpp_2m"],
-    ["a purple background with a large orange square at the bottom right", "", 3, 25, 7.5, "unipc"],
-    ["a large white cross on a red background", "", 4, 1, 7.5, "ddim"],
-]
-THINGS_EXAMPLES = [  # the same for mini-things
-    ["a large cat on a blue background", "", 0, 25, 5.0, "ddim"],
-    ["a small rocket in the top left, black background", "", 1, 25, 5.0, "euler"],
-    ["a dog on the left and a tree on the right", "", 2, 25, 5.0, "dpmpp_2m"],
-    ["a pizza and a guitar on a white background", "", 3, 10, 5.0, "unipc"],
-    ["a large elephant on a green background", "", 4, 1, 5.0, "ddim"],
-]
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -174,13 +160,18 @@ def generate(
                 last = now
                 progress((item.num_steps, settings.steps), desc="denoising")
                 status = f"Step {item.num_steps} of {settings.steps} (preview decode)"
-                update = {"image": item.previews[-1], "status": header + status}
+                update = {"image": item.previews[-1], "status": header + status, **shown()}
                 if now - last_gallery >= GALLERY_EVERY:
                     last_gallery = now
                     update["gallery_x0"] = step_captions(item, item.previews)
                 yield update
     finally:
         flags.finish(key, flag)
+
+
+def shown() -> dict:
+    """The updates that show the step views as soon as a run starts streaming."""
+    return {"waiting": gr.Markdown(visible=False), "body": gr.Column(visible=True)}
 
 
 def done_text(trace: Trace, waited: float | None = None) -> str:
@@ -306,8 +297,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         with gr.Column(scale=2):
             r = _results()
     inputs = [c[n] for n in ("prompt", "negative", "seed", "steps", "guidance", "scheduler")]
-    examples = THINGS_EXAMPLES if ctx.embedded == "mini-things" else EXAMPLES
-    gr.Examples(examples, inputs=inputs, cache_examples=False, label="Prompts the Mini model knows")
+    example_buttons(THINGS_EXAMPLES if ctx.embedded == "mini-things" else EXAMPLES, inputs)
     inputs += [c["size"], c["spacing"]]
     views = StepViews.build()
     outputs = {**{n: r[n] for n in OUTPUTS}, **views.components}
