@@ -33,7 +33,7 @@ def client():
 
 
 def generate(client, **kwargs):
-    return client.predict(**{"steps": STEPS, **kwargs}, api_name="/generate")
+    return client.predict(**{"steps": STEPS, **kwargs}, api_name="/generate_views")
 
 
 def test_generate_returns_the_final_image_first(client):
@@ -75,7 +75,7 @@ def test_updates_stream_step_by_step(client):
 
     slow = load_pipeline().unet.register_forward_pre_hook(lambda *a: time.sleep(0.15))
     try:
-        job = client.submit(prompt="a blue square", steps=8, api_name="/generate")
+        job = client.submit(prompt="a blue square", steps=8, api_name="/generate_views")
         job.result()
     finally:
         slow.remove()
@@ -128,7 +128,7 @@ def test_malformed_upload_gets_a_clear_message(client, tmp_path):
 
 
 def test_a_cancelled_run_frees_its_worker(client):
-    job = client.submit(prompt="a red circle", steps=100, api_name="/generate")
+    job = client.submit(prompt="a red circle", steps=100, api_name="/generate_views")
     for _ in job:  # wait for the first streamed step, then cancel
         break
     job.cancel()

@@ -133,7 +133,7 @@ LOAD = [
 
 def test_concurrent_clients_get_their_serial_results(served, client):
     url = served[0].local_url
-    serial = [run_signature(client.predict(**s, api_name="/generate")) for s in LOAD]
+    serial = [run_signature(client.predict(**s, api_name="/generate_views")) for s in LOAD]
     results, errors = [None] * len(LOAD), []
     barrier = threading.Barrier(len(LOAD))
 
@@ -141,7 +141,7 @@ def test_concurrent_clients_get_their_serial_results(served, client):
         own = connect(url)  # its own session
         barrier.wait()
         try:
-            results[i] = run_signature(own.predict(**LOAD[i], api_name="/generate"))
+            results[i] = run_signature(own.predict(**LOAD[i], api_name="/generate_views"))
         except Exception as e:  # noqa: BLE001 - counted below
             errors.append(e)
 
@@ -159,7 +159,7 @@ def test_a_cancelled_run_stops_and_frees_its_worker(served, client, reference):
     engine = served[2]
     engine.event.clear()
     before = len(engine.done)
-    job = client.submit(prompt="a red circle", steps=100, api_name="/generate")
+    job = client.submit(prompt="a red circle", steps=100, api_name="/generate_views")
     for _ in job:  # the first streamed step: the run is under way
         break
     job.cancel()

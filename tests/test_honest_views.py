@@ -46,7 +46,7 @@ def test_one_step_is_singular():
 
     from explorer.inputs.words import count
     from explorer.studies.grid import axis_label
-    from explorer.ui.tabs.generate import done_text
+    from explorer.ui.notes import done_text
 
     assert (count(1), count(2), count(0), count(1, "token")) == (
         "1 step",
@@ -124,7 +124,7 @@ def test_api_status_lines_are_plain_text(tiny_pipe):
     from conftest import tab_client
 
     with tab_client(tiny_pipe, ["explorer.ui.tabs.generate"]) as client:
-        job = client.submit(prompt="a red circle", seed=3, steps=2, api_name="/generate")
+        job = client.submit(prompt="a red circle", seed=3, steps=2, api_name="/generate_views")
         statuses = [update[1] for update in job] + [job.result()[1]]
     done = statuses[-1].splitlines()[-1]  # after the notes (here: few "leading" steps)
     assert done.startswith("Done: 2 steps in ") and "seed 3 ·" in done
@@ -226,3 +226,26 @@ def test_each_tab_links_its_strip_to_its_own_views():
         assert len(hrefs) == 7 and set(hrefs) <= ids[prefix], (prefix, hrefs)
     assert not ids[""] & ids["exp-"] and not ids["exp-"] & ids["sketch-"]
     assert not ids[""] & ids["sketch-"]
+
+
+def test_the_api_generate_is_lean_and_saves_like_the_page(tiny_pipe):
+    from conftest import tab_client
+
+    with tab_client(tiny_pipe, ["explorer.ui.tabs.generate"]) as client:
+        info = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+        lean, views = info["/generate"], info["/generate_views"]
+        assert [p["parameter_name"] for p in lean["parameters"]] == [
+            p["parameter_name"] for p in views["parameters"]
+        ]
+        assert len(lean["returns"]) == 3 and len(views["returns"]) > 20  # image, status, numbers
+        image, status, numbers = client.predict(
+            prompt="a red circle", steps=3, seed=4, api_name="/generate"
+        )
+        assert status.splitlines()[-1].startswith("Done: 3 steps in ") and "seed 4" in status
+        assert numbers["steps_run"] == 3 and len(numbers["timesteps"]) == 3
+        assert numbers["prompt_tokens"][:3] == ["<|startoftext|>", "a", "red"]
+        page = client.predict(prompt="a red circle", steps=3, seed=4, api_name="/generate_views")
+        assert Path(image).read_bytes() == Path(page[0]).read_bytes()  # the same run
+        client.predict(prompt="a blue square", steps=2, api_name="/generate")
+        saved = client.predict(api_name="/save_run")  # the lean run is the session's run
+        assert "a-blue-square" in Path(saved).name

@@ -28,7 +28,8 @@ PICTURE = dict(how="pad", prompt="a red circle", seed=0)
 # Each endpoint with small valid inputs ("picture": an uploaded PNG), and whether it runs a model.
 CALLS = {
     "/generate": (dict(**BASE, negative_prompt=""), True),
-    "/open_run": (dict(), False),  # the saved run of /generate, shown with the linear preview
+    "/generate_views": (dict(**BASE, negative_prompt=""), True),
+    "/open_run": (dict(), True),  # the saved run of /generate: the same model's VAE decodes it
     "/compare_steps": (dict(**BASE, negative="", steps_list="1, 2"), True),
     "/scale_embedding": (dict(**BASE, negative="", factors="1, 2", rule="multiply"), True),
     "/compare_guidance": (dict(**BASE, negative="", scales="1, 2"), True),

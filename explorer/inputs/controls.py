@@ -160,8 +160,8 @@ class RunSettings:
             steps=self.steps,
             guidance=self.guidance,
             scheduler=self.scheduler,
-            spacing=None if self.spacing == "model" else self.spacing,
             **size,
+            **({} if self.spacing == "model" else {"spacing": self.spacing}),
         )
 
 

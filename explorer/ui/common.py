@@ -31,7 +31,7 @@ log = logging.getLogger("explorer.ui")
 CSS = """
 .pixelated img, .pixelated canvas { image-rendering: pixelated; image-rendering: crisp-edges; }
 .pixelated .thumbnail-item img, .pixelated .thumbnail-lg img { object-fit: contain; }
-/* galleries: as many columns as fit (every frame reachable on a phone), caption under the picture */
+/* galleries: as many columns as fit (every frame reachable on a phone), captions under */
 .pixelated .grid-container { grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important;
   grid-auto-rows: auto !important; margin-top: 30px; }
 .pixelated .grid-wrap.fixed-height { max-height: none !important; height: auto !important; }

@@ -119,7 +119,7 @@ def compare_steps(
         guidance=s.guidance,
         seed=s.seed,
         scheduler=s.scheduler,
-        spacing=s.trace_kwargs()["spacing"],
+        spacing=s.trace_kwargs().get("spacing"),
         progress=_progress(progress),
     )
     rows = [[x.value, d, x.seconds] for x, d in zip(r.runs, r.distance)]

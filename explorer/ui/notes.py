@@ -1,11 +1,13 @@
-"""What a visitor must be told about a run's inputs, above its status: validation notes, words
-the model does not know, a prompt past what the encoder reads, few steps spaced "leading"."""
+"""What a visitor is told about a run: notes on its inputs, above its status (validation notes,
+words the model does not know, a prompt past what the encoder reads, few steps spaced
+"leading"), and the status line itself (`done_text`)."""
 
 from __future__ import annotations
 
 from explorer.engine.models import embedded_name, private_tokenizer
 from explorer.engine.schedulers import config_spacing, make_scheduler
 from explorer.engine.tokens import token_note
+from explorer.engine.tracefile import Trace
 from explorer.inputs.controls import RunSettings
 from explorer.inputs.words import count, quoted, unknown
 from explorer.mini.known import known_words
@@ -64,3 +66,20 @@ def unknown_note(pipe, tokenizer, prompt: str) -> str:
 def notes_markdown(notes: list[str]) -> str:
     """Notes as warning lines to put above a status text."""
     return "".join(f"⚠ {n}  \n" for n in notes)
+
+
+def done_text(trace: Trace, waited: float | None = None) -> str:
+    """The status line of a finished (or stopped) run: plain text, as API callers get it.
+    `waited`: seconds from the click to the last view (what the visitor waited), beside the
+    model's own time."""
+    s = trace.settings
+    ran = (
+        f"stopped after {s['steps_run']} of {count(s['steps'])}"
+        if s["cancelled"]
+        else count(s["steps"])
+    )
+    model = sum(trace.seconds)
+    took = f"{model:.2f} s"
+    if waited is not None:
+        took = f"{waited:.2f} s (the model's steps {took})"
+    return f"Done: {ran} in {took} · seed {s['seed']} · {s['scheduler_class']}"

@@ -1,7 +1,9 @@
 """The Generate tab: run a prompt, watch it stream step by step, then explore every view.
 
 Events (api names in brackets):
-  Run / Enter  -> pick the seed (a visible step: the seed used is shown) -> run [/generate]
+  Run / Enter  -> pick the seed (a visible step: the seed used is shown) -> run, streaming every
+                  view [/generate_views]; API callers: [/generate] (image, status, numbers only:
+                  `explorer.ui.lean_api`)
   Stop         -> asks the engine to stop between steps; the run then shows the steps it ran
   Save run     -> a zip of the trace [/save_run];  Open a saved run -> all views [/open_run]
 Handlers only validate, call the engine (`explorer.engine.capture.trace`, through `run_engine`)
@@ -39,7 +41,8 @@ from explorer.ui.common import (
     session_key,
 )
 from explorer.ui.examples import EXAMPLES, THINGS_EXAMPLES, example_buttons
-from explorer.ui.notes import notes_markdown, prompt_notes
+from explorer.ui.lean_api import wire as wire_lean_api
+from explorer.ui.notes import done_text, notes_markdown, prompt_notes
 from explorer.ui.stepviews import RunView, StepViews, run_values, step_captions
 from explorer.ui.widgets import control_input
 
@@ -174,23 +177,6 @@ def shown() -> dict:
     return {"waiting": gr.Markdown(visible=False), "body": gr.Column(visible=True)}
 
 
-def done_text(trace: Trace, waited: float | None = None) -> str:
-    """The status line of a finished (or stopped) run: plain text, as API callers get it.
-    `waited`: seconds from the click to the last view (what the visitor waited), beside the
-    model's own time."""
-    s = trace.settings
-    ran = (
-        f"stopped after {s['steps_run']} of {count(s['steps'])}"
-        if s["cancelled"]
-        else count(s["steps"])
-    )
-    model = sum(trace.seconds)
-    took = f"{model:.2f} s"
-    if waited is not None:
-        took = f"{waited:.2f} s (the model's steps {took})"
-    return f"Done: {ran} in {took} · seed {s['seed']} · {s['scheduler_class']}"
-
-
 def pick_seed(seed, randomize: bool):
     """The seed to use: a fresh random one when 'randomize' is ticked, else the box's."""
     return random.randint(0, UI_SEED_MAX) if randomize else seed
@@ -300,6 +286,7 @@ def create_tab(ctx: AppContext) -> StepViews:
     example_buttons(THINGS_EXAMPLES if ctx.embedded == "mini-things" else EXAMPLES, inputs)
     inputs += [c["size"], c["spacing"]]
     views = StepViews.build()
+    wire_lean_api(ctx, inputs, views.state)  # /generate: image, status, numbers
     outputs = {**{n: r[n] for n in OUTPUTS}, **views.components}
     picked = dict(
         fn=bind(pick_seed),
@@ -316,7 +303,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         concurrency_id="run",
         show_progress_on=[r["status"]],
     )
-    c["run"].click(**picked).then(**running, api_name="generate")
+    c["run"].click(**picked).then(**running, api_name="generate_views")
     c["prompt"].submit(**picked).then(**running, api_visibility="private")
     # Stop only asks: the engine ends the run at its next step, and the run's own event then
     # shows what it made ("stopped after 31 of 100 steps", every view of the steps run)
