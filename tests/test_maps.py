@@ -110,3 +110,12 @@ def test_warm_up_thread_yields_the_cpu_and_only_itself():
     t.join()
     assert seen["thread"] == 19
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+
+
+def test_every_run_on_the_map_has_its_own_colour():
+    labels = [f"run {i}" for i in range(16)]  # the most the Maps sub-tab draws
+    m = maps.trajectory_map(paths(16, 4), labels, method="pca")
+    fig = charts.map_figure(m.labels, m.paths, "map", highlight=1)
+    colours = [d.line.color for d in fig.data if d.name in labels]
+    assert len(colours) == 16 and len(set(colours)) == 16
+    assert all(d.marker.color == d.line.color for d in fig.data if d.name in labels)

@@ -7,10 +7,13 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+import plotly.colors as pc
 import plotly.graph_objects as go
 from PIL import Image
 
 KIND_COLOURS = {"start": "#2a9d8f", "word": "#264653", "end": "#e76f51", "pad": "#bbbbbb"}
+# one colour per run, 24 apart (the map draws at most 16 runs)
+RUN_COLOURS = pc.qualitative.Dark24
 
 
 def _data_uri(image: Image.Image, side: int = 48) -> str:
@@ -225,6 +228,7 @@ def map_figure(
     """
     fig = go.Figure()
     for r, (label, xy) in enumerate(zip(labels, paths)):
+        colour = RUN_COLOURS[r % len(RUN_COLOURS)]  # its own: the ring traces take none
         xy = np.asarray(xy, dtype=np.float64)  # (S, 2)
         text = list(hover[r]) if hover else [f"step {s}" for s in range(len(xy))]
         sizes = [11 if s in (0, len(xy) - 1) else 5 for s in range(len(xy))]
@@ -239,7 +243,8 @@ def map_figure(
             name=label,
             text=text,
             customdata=np.stack([np.full(len(xy), r), np.arange(len(xy))], axis=1),
-            marker={"size": sizes, "symbol": symbols},
+            marker={"size": sizes, "symbol": symbols, "color": colour},
+            line={"color": colour},
             legendgroup=str(r),
             hovertemplate="<b>" + label + "</b><br>%{text}<extra></extra>",
         )

@@ -13,17 +13,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-HEIGHT = 320
+HEIGHT = 400  # the experiments' charts take the panel's whole width
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
     fig.update_layout(
         title={"text": title, "font": {"size": 14}},
         height=HEIGHT,
-        margin={"l": 55, "r": 20, "t": 40, "b": 40},
+        margin={"l": 60, "r": 60, "t": 40, "b": 110},  # room below for the axis title and legend
         xaxis_title=x_title,
         yaxis_title=y_title,
-        legend={"orientation": "h", "y": -0.25},
+        legend={"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0},
         template="plotly_white",
     )
     return fig

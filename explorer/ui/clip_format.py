@@ -37,10 +37,11 @@ NOTES = {  # what each sub-tab shows, in plain words
         "it attends to the un-normalised token states (after a final LayerNorm)."
     ),
     "maps": (
-        "Each step of a run is one point in a space of C·h·w numbers (256 for the Mini "
-        "model). Every run (prompts × seeds) is drawn on ONE shared 2-D map, one line per "
-        "run from ○ (start) to ■ (end). Hover a point for its run, step and timestep; move "
-        "the step slider to ring that step on every line and see each run's predicted "
+        "Each step of a run is one point in a space of C·h·w numbers (4 × 16 × 16 = 1024 for "
+        "the Mini models). Every run (prompts × seeds) is drawn on ONE shared 2-D map, one "
+        "line per run from ○ (start) to ■ (end). Hover a point for its run, step and "
+        "timestep; move the step slider to ring that step on every line and see each run's "
+        "predicted "
         "image there. UMAP keeps neighbours near; PCA is the plane of largest variance."
     ),
 }

@@ -100,9 +100,13 @@ def untrained_twin(clip: clipmod.Clip) -> clipmod.Clip:
 def heldout_pairs(clip: clipmod.Clip, n: int) -> tuple[list, list[str]]:
     """``n`` held-out pictures of the embedded model's own world and their captions."""
     if clip.world == "mini-things":
+        from explorer.mini.things.draw import FontMissing
         from explorer.mini.things.draw import heldout_pairs as things_pairs
 
-        return things_pairs(n)
+        try:
+            return things_pairs(n)
+        except FontMissing as e:
+            raise ControlError(f"the held-out pictures cannot be drawn here: {e}") from None
     return mini_data.heldout_pairs(n)
 
 

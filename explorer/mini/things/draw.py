@@ -48,8 +48,18 @@ class Scene:
     things: tuple[Placed, ...]
 
 
+class FontMissing(RuntimeError):
+    """The emoji font is not installed: drawing the world's pictures needs it (running the
+    trained model does not)."""
+
+
 @functools.cache
 def _font() -> ImageFont.FreeTypeFont:
+    if not Path(FONT).is_file():
+        raise FontMissing(
+            f"drawing mini-things pictures needs the emoji font {FONT}: install it with "
+            "apt-get install fonts-noto-color-emoji (the trained model runs without it)"
+        )
     return ImageFont.truetype(FONT, FONT_SIZE)
 
 

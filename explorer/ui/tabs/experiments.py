@@ -116,9 +116,8 @@ def panel(key: str, kinds: list[tuple[str, str]], note: str) -> dict:
             stop = gr.Button("Stop", variant="stop")
         gallery = pixel_gallery("Results (click one to open it below)", columns=8)
         first = pixel_gallery("x0 after the first step", columns=8) if key == "steps" else None
-        with gr.Row():
-            plot = gr.Plot(label="chart") if key != "grid" else None
-            numbers = gr.Markdown()
+        plot = gr.Plot(label="chart") if key != "grid" else None  # the whole width: log axes
+        numbers = gr.Markdown()
         png = pixel_image("Grid (PNG: download it)", height=400) if key == "grid" else None
         # inside the Tab: a component made directly under gr.Tabs (not in a Tab) makes the
         # page's tab bar relabel one sub-tab's button as another's at every click
