@@ -114,3 +114,32 @@ def test_the_steps_experiment_runs_with_the_spacing_asked_for(tiny_pipe):
     assert [int(run.trace.timesteps[0]) for run in r.runs] == [999, 999]
     r = compare_steps(tiny_pipe, PROMPT, [1], spacing="leading")
     assert int(r.runs[0].trace.timesteps[0]) == 1
+
+
+def test_four_step_extrapolation_is_why_lms_drifts_at_high_guidance(mini_pipe):
+    """The page's note on pndm/lms, checked against plain diffusers: at guidance 7.5 LMS of
+    order 2 lands where DDIM does, of order 4 (its default, and PNDM's) far from it; at
+    guidance 3 the orders agree."""
+    from diffusers import LMSDiscreteScheduler
+
+    from explorer.inputs.controls import validate_run
+    from explorer.ui.notes import prompt_notes
+
+    def lms(order: int, guidance: float) -> np.ndarray:
+        sched = LMSDiscreteScheduler.from_config(mini_pipe.scheduler.config)
+        step = sched.step
+        sched.step = lambda *a, **k: step(*a, **{**k, "order": order})
+        pipe = StableDiffusionPipeline(
+            **{**mini_pipe.components, "scheduler": sched}, requires_safety_checker=False
+        )
+        pipe.set_progress_bar_config(disable=True)
+        gen = torch.Generator("cpu").manual_seed(0)
+        out = pipe(PROMPT, num_inference_steps=25, guidance_scale=guidance, generator=gen)
+        return np.asarray(out.images[0], np.float64)
+
+    ddim = np.asarray(trace(mini_pipe, PROMPT, steps=25, guidance=7.5).image, np.float64)
+    assert np.abs(lms(2, 7.5) - ddim).mean() < 3 < 30 < np.abs(lms(4, 7.5) - ddim).mean()
+    assert np.abs(lms(4, 3.0) - lms(2, 3.0)).mean() < 3
+    note = " ".join(prompt_notes(mini_pipe, validate_run(PROMPT, scheduler="lms", guidance=7.5)))
+    assert "4th-order multistep solver" in note and "plain diffusers" in note
+    assert not prompt_notes(mini_pipe, validate_run(PROMPT, scheduler="lms", guidance=3.0))

@@ -56,7 +56,7 @@ def heatmap_figure(
         _thumbnails(fig, row_images, n, beside_rows=True)
     if col_images is not None:
         _thumbnails(fig, col_images, n, beside_rows=False)
-    side = max(320, min(900, 60 + 42 * max(n, m)))
+    side = max(360, min(1100, 220 + 48 * max(n, m)))  # 48 px a row, room for slanted captions
     left = 70 if row_images is not None else 60
     _layout(fig, title, side, (left, 50, 60))
     lo_x = -1.5 if row_images is not None else -0.5
@@ -112,9 +112,9 @@ def _mark_best(fig: go.Figure, z: np.ndarray) -> None:
             line={"color": "black", "width": 2},
         )
     for i, j in enumerate(z.argmax(axis=1)):  # (N,)
-        fig.add_scatter(
-            x=[j],
-            y=[i],
+        fig.add_scatter(  # in the cell's corner, clear of its number
+            x=[j + 0.32],
+            y=[i - 0.28],
             mode="markers",
             showlegend=False,
             hoverinfo="skip",

@@ -22,7 +22,29 @@ def prompt_notes(pipe, settings: RunSettings) -> list[str]:
     cut = token_note(n_tokens, pipe.tokenizer.model_max_length)
     unknown = unknown_note(pipe, tokenizer, settings.prompt)
     few = spacing_note(pipe, settings)
-    return [*settings.notes, *(n for n in (unknown, cut, few) if n)]
+    solver = solver_note(pipe, settings)
+    return [*settings.notes, *(n for n in (unknown, cut, few, solver) if n)]
+
+
+FOURTH_ORDER = ("pndm", "lms")  # multistep solvers of order 4 (PLMS; LMS's default order)
+STIFF_GUIDANCE = 5.0  # above this the Mini models' guided ε is too stiff for them
+
+
+def solver_note(pipe, settings: RunSettings) -> str:
+    """Why pndm and lms go wrong on the Mini models at high guidance (measured at guidance 7.5:
+    LMS of order 1 or 2 lands where DDIM does, of order 4 far from it; at guidance 3 the orders
+    agree: tests/test_spacing.py)."""
+    if settings.scheduler not in FOURTH_ORDER or settings.guidance <= STIFF_GUIDANCE:
+        return ""
+    if embedded_name(pipe) is None:
+        return ""
+    return (
+        f"{settings.scheduler} extrapolates from its last 4 noise predictions (a 4th-order "
+        f"multistep solver). At guidance {settings.guidance:g} this small model's guided noise "
+        "changes too much from step to step for that, and the run overshoots (a red circle "
+        "turns yellow); the same happens in plain diffusers. ddim, euler, dpmpp_2m or unipc, "
+        f"or guidance {STIFF_GUIDANCE:g} or less, stay on track"
+    )
 
 
 FEW_STEPS = 4  # at most this many steps with "leading" spacing gets a note

@@ -62,11 +62,11 @@ DEFAULT_MAP_PROMPTS = (
 
 
 def _run_area(button: str, left: str, right: str) -> tuple:
-    """A Run button, then its outputs: a note and two plots side by side."""
+    """A Run button, then its outputs: a note and two plots, one above the other (a matrix of
+    captions needs the width)."""
     run = gr.Button(button, variant="primary")
     note = gr.Markdown()
-    with gr.Row():
-        return run, [note, gr.Plot(label=left), gr.Plot(label=right)]
+    return run, [note, gr.Plot(label=left), gr.Plot(label=right)]
 
 
 def _prompts_box(most: int) -> gr.Textbox:
