@@ -55,8 +55,11 @@ def export(work: Path, out: Path = parts.MODEL_DIR, vae_dir: Path = parts.MODEL_
         preview = fit_preview_factors(vae, [draw.image(s) for s in range(256)])
     vae_json = Path(vae_dir) / "training.json"  # an exported VAE's; a work folder's has none
     vae_info = vae_json.read_text() if vae_json.is_file() else None
+    weights = Path(vae_dir) / "diffusion_pytorch_model.safetensors"
+    vae_bytes = weights.read_bytes()  # kept byte for byte when the weights come back the same
     world = (parts.MODEL_DIR / "world.json").read_text()
     pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+    _keep_identical(out / "vae" / weights.name, vae_bytes)
     clip.to(torch.float16).save_pretrained(out / "clip", safe_serialization=True)
     save_preview_factors(out, preview)
     for name, text in (
@@ -75,6 +78,16 @@ def export(work: Path, out: Path = parts.MODEL_DIR, vae_dir: Path = parts.MODEL_
     )
     shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _keep_identical(path: Path, old: bytes) -> None:
+    """Put the old file back when it holds the same tensors (no binary churn in git)."""
+    from safetensors.torch import load, load_file
+
+    new, before = load_file(path), load(old)
+    same = new.keys() == before.keys() and all(torch.equal(new[k], before[k]) for k in new)
+    if same:
+        path.write_bytes(old)
 
 
 def main(argv: list[str] | None = None) -> None:
