@@ -136,9 +136,9 @@ def test_api_status_lines_are_plain_text(tiny_pipe):
 
 def test_unknown_words_are_named_with_what_the_model_knows(mini_pipe):
     from explorer.engine.models import private_tokenizer
+    from explorer.inputs.controls import validate_run
     from explorer.inputs.words import unknown
     from explorer.ui.notes import prompt_notes
-    from explorer.ui.tabs.generate import validate_run
 
     tok = private_tokenizer(mini_pipe)
     assert unknown(tok, "an Astronaut riding a horse, astronaut") == [

@@ -120,9 +120,10 @@ def tokens(ctx: AppContext, a, b) -> tuple:
     notes += notes_b + ([] if a else ["prompt A is empty: only the start and end tokens"])
     b = b or a
     pipe = ctx.pipe()
+    tokenizer = private_tokenizer(pipe)
     for text in dict.fromkeys((a, b)):
-        notes += [n for n in [unknown_note(pipe, private_tokenizer(pipe), text)] if n]
-    r = run_engine(emb.compare_tokens, pipe.text_encoder, private_tokenizer(pipe), a, b)
+        notes += [n for n in [unknown_note(pipe, tokenizer, text)] if n]
+    r = run_engine(emb.compare_tokens, pipe.text_encoder, tokenizer, a, b)
     note = notes_markdown(notes) + fmt.tokens_note(r)
     heat = charts.heatmap_figure(
         r.cosine,

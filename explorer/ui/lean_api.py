@@ -37,6 +37,14 @@ def numbers(trace) -> dict:
     }
 
 
+def prepare(ctx: AppContext, *values) -> tuple:
+    """The checks both Generate endpoints make: (settings, pipe, notes) from the run controls'
+    raw values, in `/generate`'s parameter order."""
+    settings = validate_run(*values, fixed_size=ctx.fixed_size)
+    pipe = ctx.pipe()
+    return settings, pipe, prompt_notes(pipe, settings)
+
+
 def generate_lean(
     ctx: AppContext,
     prompt,
@@ -50,19 +58,8 @@ def generate_lean(
 ) -> dict:
     """Run the prompt; the final image, the status (notes, then "Done: …") and the numbers."""
     started = time.perf_counter()
-    settings = validate_run(
-        prompt,
-        negative_prompt,
-        seed,
-        steps,
-        guidance,
-        scheduler,
-        size,
-        spacing,
-        fixed_size=ctx.fixed_size,
-    )
-    pipe = ctx.pipe()
-    notes = prompt_notes(pipe, settings)
+    values = (prompt, negative_prompt, seed, steps, guidance, scheduler, size, spacing)
+    settings, pipe, notes = prepare(ctx, *values)
     trace = run_engine(run_trace, pipe, settings.prompt, **settings.trace_kwargs())
     status = notes_markdown(notes) + done_text(trace, time.perf_counter() - started)
     view = RunView.of(trace, method="preview")  # for /save_run: no VAE decode of every step

@@ -150,9 +150,14 @@ def run_values(view: RunView, step: int | None = None, prefix: str = "") -> dict
         "tokens": tokens_markdown(trace),
         "tensors": "\n".join(rows),  # a list, not a table: it wraps on a phone too
         **step_values(view, step),
-        "waiting": gr.Markdown(visible=False),
-        "body": gr.Column(visible=True),
+        **shown(),
     }
+
+
+def shown() -> dict:
+    """The updates that show the views (the one waiting line hidden): with a run's values, and
+    as soon as a run starts streaming."""
+    return {"waiting": gr.Markdown(visible=False), "body": gr.Column(visible=True)}
 
 
 def step_values(view: RunView | None, step: int) -> dict[str, Any]:

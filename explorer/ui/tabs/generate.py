@@ -28,7 +28,7 @@ from explorer.engine.capture import trace as run_trace
 from explorer.engine.models import model_key
 from explorer.engine.runzip import MAX_ZIP_BYTES, pack, unpack
 from explorer.engine.tracefile import Trace
-from explorer.inputs.controls import UI_SEED_MAX, RunSettings, validate_run
+from explorer.inputs.controls import UI_SEED_MAX, RunSettings
 from explorer.inputs.words import count
 from explorer.studies import anatomy
 from explorer.ui.common import (
@@ -41,9 +41,10 @@ from explorer.ui.common import (
     session_key,
 )
 from explorer.ui.examples import EXAMPLES, THINGS_EXAMPLES, example_buttons
+from explorer.ui.lean_api import prepare
 from explorer.ui.lean_api import wire as wire_lean_api
-from explorer.ui.notes import done_text, notes_markdown, prompt_notes
-from explorer.ui.stepviews import RunView, StepViews, run_values, step_captions
+from explorer.ui.notes import done_text, notes_markdown
+from explorer.ui.stepviews import RunView, StepViews, run_values, shown, step_captions
 from explorer.ui.widgets import control_input
 
 TITLE = "Generate"
@@ -128,19 +129,8 @@ def generate(
 ) -> Iterator[dict]:
     """Run the prompt; stream the preview and the step count, then every view."""
     started = time.perf_counter()
-    settings = validate_run(
-        prompt,
-        negative_prompt,
-        seed,
-        steps,
-        guidance,
-        scheduler,
-        size,
-        spacing,
-        fixed_size=ctx.fixed_size,
-    )
-    pipe = ctx.pipe()
-    notes = prompt_notes(pipe, settings)
+    values = (prompt, negative_prompt, seed, steps, guidance, scheduler, size, spacing)
+    settings, pipe, notes = prepare(ctx, *values)
     for n in notes:
         gr.Warning(n)
     header = notes_markdown(notes)
@@ -170,11 +160,6 @@ def generate(
                 yield update
     finally:
         flags.finish(key, flag)
-
-
-def shown() -> dict:
-    """The updates that show the step views as soon as a run starts streaming."""
-    return {"waiting": gr.Markdown(visible=False), "body": gr.Column(visible=True)}
 
 
 def pick_seed(seed, randomize: bool):
