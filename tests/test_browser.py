@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -164,3 +165,80 @@ def test_stop_shows_the_steps_it_ran(url, page):
     ran = int(re.search(r"stopped after (\d+) of 100 steps", status.inner_text()).group(1))
     assert 1 <= ran < 100
     assert f"of {ran}" in page.locator("#step-info").inner_text()  # the views show that run
+
+
+WIDTHS = [1400, 390]  # a laptop, a phone
+VIEWS = 16  # Generate, 6 experiments, Sketch, Forward, Latent space, Attention, 5 CLIP views
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_view_after_a_default_run_fits_the_window(url, page, width):
+    """A visitor's tour: every tab and sub-tab, its runs pressed with the defaults, looked at
+    whole; nothing may stick out past the window's right edge. The screenshots land in
+    artifacts/tour/ (EXPLORER_SCREENSHOTS=docs/screenshots also writes the docs' WebP copies)."""
+    from browser_tour import WIDE, tour
+
+    shots = ARTIFACTS / "tour"
+    wide = tour(page, url, shots, width)
+    assert not wide, wide
+    taken = sorted(shots.glob(f"*-{width}.png"))
+    assert len(taken) == VIEWS, [p.name for p in taken]
+    # the check itself sees a box wider than the window
+    page.evaluate(
+        "document.body.insertAdjacentHTML('beforeend', '<div style=\"width:3000px\">x</div>')"
+    )
+    assert page.evaluate(WIDE)
+    if docs := os.environ.get("EXPLORER_SCREENSHOTS"):
+        from PIL import Image
+
+        Path(docs).mkdir(parents=True, exist_ok=True)
+        for p in taken:
+            Image.open(p).convert("RGB").save(Path(docs) / f"{p.stem}.webp", quality=80)
+
+
+def _picture(page, selector: str):
+    """The picture an <img> shows, fetched by the page itself, as an RGB array."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    data = page.locator(selector).evaluate(
+        """async img => { const b = await (await fetch(img.src)).blob();
+           return await new Promise(r => { const f = new FileReader();
+             f.onload = () => r(f.result.split(',')[1]); f.readAsDataURL(b); }); }"""
+    )
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), np.int32)
+
+
+def test_sketch_draws_at_once_in_the_picked_colour_and_errors_leave_the_message(url, page):
+    """No "pick the brush first"; a stroke right after picking a colour (where the colour pop-up
+    was) is drawn, in that colour; an empty run's error is a toast, not pills over the text."""
+    from browser_tour import draw_stroke, open_tab
+
+    page.goto(url)
+    page.locator("[role=tab]").first.wait_for()
+    open_tab(page, "Sketch")
+    pad = page.locator("#sketchpad")
+    draw_stroke(page, 0.3, 0.3)  # black, the brush never picked by hand
+    assert "select the draw tool" not in pad.inner_text()
+    pad.locator("button[aria-label=Color]").click()
+    pad.locator("menu.swatch button.color").nth(1).click()  # red
+    page.wait_for_timeout(300)
+    assert not pad.locator("menu.swatch").is_visible()  # the pop-up closed itself
+    draw_stroke(page, 0.3, 0.6)  # where the pop-up was
+    page.locator("#sketch-run").click()
+    page.locator("#sketch-status").filter(has_text="Done: strength").wait_for()
+    start = _picture(page, "#sketch-start img")
+    r, g, b = start[..., 0], start[..., 1], start[..., 2]
+    assert ((r < 60) & (g < 60) & (b < 60)).sum() > 20  # the black stroke
+    assert ((r > 170) & (g < 90) & (b < 90)).sum() > 20  # the red one
+
+    pad.locator("button[aria-label='Clear canvas']").click()
+    page.locator("#sketch-run").click()
+    page.get_by_text("The sketch is empty").first.wait_for()
+    page.wait_for_timeout(500)
+    status = page.locator("#sketch-status")
+    assert "Done: strength" in status.inner_text()  # the last result's message stays readable
+    assert not status.locator(".error").count()  # no "Error" pill over it

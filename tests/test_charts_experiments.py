@@ -20,7 +20,7 @@ def test_steps_figure():
     fig = steps_figure([1, 5, 25], [0.3, 0.1, 0.0], [0.1, 0.4, 2.0])
     assert isinstance(fig, go.Figure) and len(fig.data) == 2
     assert list(fig.data[0].y) == [0.3, 0.1, 0.0] and fig.data[1].yaxis == "y2"
-    assert fig.layout.xaxis.type == "log"
+    assert fig.layout.xaxis.type == "log" and list(fig.layout.xaxis.ticktext) == ["1", "5", "25"]
 
 
 def test_magnitude_figure_sorts_by_k_and_leaves_nan_as_gap():
@@ -36,6 +36,7 @@ def test_magnitude_figure_sorts_by_k_and_leaves_nan_as_gap():
 def test_guidance_norms_figure_skips_unguided_scales():
     fig = guidance_norms_figure([1.0, 4.0, 8.0], [None, [3.0, 2.0], [6.0, 4.0]])
     assert [t.name for t in fig.data] == ["g = 4", "g = 8"]
+    assert list(fig.data[0].x) == [1, 2]  # steps counted from 1, as in the step views
     empty = guidance_norms_figure([1.0], [None])
     assert not empty.data and "never ran" in empty.layout.annotations[0].text
 
@@ -45,6 +46,8 @@ def test_scheduler_accuracy_figure_log_log_with_order_guides():
     curve = {"ddim": [0.4, 0.2, 0.1], "dpmpp_2m": [0.2, 0.05, 0.0125], "zero": [0.0, math.nan, 1.0]}
     fig = scheduler_accuracy_figure(steps, curve, chosen=4)
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    # ticked at the step counts run and at decades: no crowded minor labels (2, 3, ... 9)
+    assert list(fig.layout.xaxis.tickvals) == steps and fig.layout.yaxis.dtick == 1
     names = [t.name for t in fig.data]
     assert names[:3] == ["ddim", "dpmpp_2m", "zero"] and "slope −1" in names and "slope −2" in names
     assert list(fig.data[2].y) == [None, None, 1.0]  # non-positive and NaN cannot sit on a log axis

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-HEIGHT = 400  # the experiments' charts take the panel's whole width
+HEIGHT = 460  # the experiments' charts take the panel's whole width
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
@@ -27,6 +27,12 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure
         template="plotly_white",
     )
     return fig
+
+
+def _step_axis(steps: Sequence[int]) -> dict:
+    """A log x axis ticked at the step counts run, and nowhere else (no crowded minor labels)."""
+    ticks = sorted({int(n) for n in steps})
+    return {"type": "log", "tickvals": ticks, "ticktext": [str(n) for n in ticks]}
 
 
 def _finite(values: Sequence[float | None]) -> list[float | None]:
@@ -55,7 +61,7 @@ def steps_figure(
         line={"dash": "dot"},
     )
     fig.update_layout(
-        xaxis_type="log",
+        xaxis=_step_axis(steps),
         yaxis2={"title": "seconds", "overlaying": "y", "side": "right", "rangemode": "tozero"},
     )
     return _layout(
@@ -97,7 +103,7 @@ def guidance_norms_figure(
         if per_step is None:
             continue
         fig.add_scatter(
-            x=list(range(len(per_step))),
+            x=list(range(1, len(per_step) + 1)),  # steps counted from 1, as on the page
             y=_finite(per_step),
             name=f"g = {g:g}",
             mode="lines+markers",
@@ -146,7 +152,7 @@ def scheduler_accuracy_figure(
             )
     if chosen is not None:
         fig.add_vline(x=chosen, line_dash="dot", line_color="grey")
-    fig.update_layout(xaxis_type="log", yaxis_type="log")
+    fig.update_layout(xaxis=_step_axis(curve_steps), yaxis={"type": "log", "dtick": 1})  # decades
     return _layout(
         fig, f"Solver accuracy: distance to {reference}", "steps (log)", "RMS latent distance (log)"
     )

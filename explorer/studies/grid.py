@@ -29,7 +29,8 @@ AXES: dict[str, str] = {  # axis -> how a value is labelled
     "magnitude": "k = {}",
 }
 BASE = dict(steps=25, guidance=7.5, scheduler="ddim", seed=0, magnitude=1.0)
-LABEL_H = 18  # pixels of the column-label band
+LABEL_SIZE = 16  # label text height in pixels: legible at 100% zoom
+LABEL_H = LABEL_SIZE + 8  # pixels of the column-label band
 PAD = 2  # pixels between cells
 
 
@@ -170,7 +171,7 @@ def draw_grid(
     row_labels: list[str],
     col_labels: list[str],
     min_cell: int = 128,
-    font: Callable[[], Any] = ImageFont.load_default,
+    font: Callable[[], Any] = lambda: ImageFont.load_default(size=LABEL_SIZE),
 ) -> tuple[Image.Image, tuple[int, int], tuple[int, int]]:
     """Lay out images[r][c] with labels: (picture, cell (w, h), origin of the top-left cell).
 
@@ -191,7 +192,7 @@ def draw_grid(
         draw.text((x0 + c * (w + PAD) + 2, 3), text, fill="black", font=face)
     for r, (text, row) in enumerate(zip(row_labels, images)):
         y = y0 + r * (h + PAD)
-        draw.text((PAD + 2, y + h // 2 - 6), text, fill="black", font=face)
+        draw.text((PAD + 2, y + (h - LABEL_SIZE) // 2), text, fill="black", font=face)
         for c, img in enumerate(row):
             canvas.paste(img.convert("RGB").resize((w, h), Image.NEAREST), (x0 + c * (w + PAD), y))
     return canvas, (w, h), (x0, y0)

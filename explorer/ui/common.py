@@ -34,7 +34,8 @@ CSS = """
 /* galleries: as many columns as fit (every frame reachable on a phone), captions under */
 .pixelated .grid-container { grid-template-columns: repeat(auto-fill, minmax(76px, 1fr)) !important;
   grid-auto-rows: auto !important; margin-top: 30px; }
-.pixelated .grid-wrap.fixed-height { max-height: none !important; height: auto !important; }
+.pixelated .grid-wrap.fixed-height { max-height: none !important; height: auto !important;
+  min-height: 0 !important; }
 .pixelated .thumbnail-item { display: flex; flex-direction: column; height: auto !important;
   aspect-ratio: auto !important; }
 .pixelated .thumbnail-item img { aspect-ratio: 1; width: 100%; height: auto; }
@@ -43,6 +44,14 @@ CSS = """
   background: none !important; padding: 2px 0 0 0 !important; font-size: 0.8em; line-height: 1.2;
   text-align: center; color: var(--body-text-color); }
 .pixel-image img { width: 100%; height: 100%; object-fit: contain; }
+/* galleries of wide strips (a latent's channels side by side): wide tiles, the strip's shape */
+.wide-tiles .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)) !important; }
+.wide-tiles .thumbnail-item img { aspect-ratio: auto; }
+/* tables: numbers and names never broken across lines; a table wider than a phone scrolls */
+.prose table { display: block; max-width: 100%; overflow-x: auto; }
+.prose table td { white-space: nowrap; }
+.prose table th { word-break: normal; overflow-wrap: normal; }  /* headers wrap at spaces */
 .explain { font-size: 0.92em; opacity: 0.9; }
 .arch-strip { display: flex; flex-wrap: wrap; align-items: stretch; gap: 6px; margin: 4px 0; }
 .arch-box { display: block; padding: 6px 10px; border: 1px solid var(--border-color-primary);
@@ -297,8 +306,8 @@ def pixel_image(label: str, height: int = 160, **kwargs) -> gr.Image:
     )
 
 
-def pixel_gallery(label: str, columns: int = 8, **kwargs) -> gr.Gallery:
-    """An output gallery of small pictures, enlarged without smoothing."""
+def pixel_gallery(label: str, columns: int = 8, wide: bool = False, **kwargs) -> gr.Gallery:
+    """An output gallery of small pictures, enlarged without smoothing (`wide`: of wide strips)."""
     return gr.Gallery(
         label=label,
         format="png",
@@ -306,7 +315,7 @@ def pixel_gallery(label: str, columns: int = 8, **kwargs) -> gr.Gallery:
         height="auto",
         object_fit="contain",
         interactive=False,
-        elem_classes=["pixelated"],
+        elem_classes=["pixelated", "wide-tiles"] if wide else ["pixelated"],
         **kwargs,
     )
 

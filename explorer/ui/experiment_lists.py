@@ -52,7 +52,7 @@ PANELS: dict[str, tuple[list[tuple[str, str]], str]] = {
         "Sampling solves a differential equation step by step. Each scheduler runs at "
         "the base step count; the chart measures how far each lands from a DDIM "
         "200-step reference as the steps grow (log-log: steeper = higher order). On the Mini "
-        "models pndm and lms (4th-order multistep) overshoot at guidance above 5: their curves "
+        "models pndm and lms (4th-order multistep) overshoot at guidance above 3: their curves "
         "rise where the others fall (plain diffusers does the same); try guidance 3.",
     ),
     "seeds": ([("seed", "Seeds")], "Same prompt and settings, different starting noise."),

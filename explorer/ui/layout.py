@@ -15,6 +15,7 @@ import gradio as gr
 from explorer.mini.known import known_markdown
 from explorer.ui.common import CSS, MAX_FILE_SIZE, QUEUE_SIZE, RUN_CONCURRENCY, AppContext
 from explorer.ui.limits import visitor_limits
+from explorer.ui.tabs.sketch import CANVAS_JS
 
 TABS = [
     "explorer.ui.tabs.generate",
@@ -63,9 +64,15 @@ def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
 
 
 def launch_options(max_file_size: str = MAX_FILE_SIZE) -> dict:
-    """Keyword arguments for `demo.launch` that every launch uses (theme, CSS, limits).
+    """Keyword arguments for `demo.launch` that every launch uses (theme, CSS, JS, limits).
 
     No `allowed_paths`: the app serves only what its handlers return. `max_file_size`: gradio
     refuses larger uploads before any handler sees them (a test launches with a small one).
     """
-    return dict(theme=gr.themes.Soft(), css=CSS, max_file_size=max_file_size, show_error=False)
+    return dict(
+        theme=gr.themes.Soft(),
+        css=CSS,
+        js=CANVAS_JS,
+        max_file_size=max_file_size,
+        show_error=False,
+    )

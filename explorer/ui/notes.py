@@ -27,7 +27,7 @@ def prompt_notes(pipe, settings: RunSettings) -> list[str]:
 
 
 FOURTH_ORDER = ("pndm", "lms")  # multistep solvers of order 4 (PLMS; LMS's default order)
-STIFF_GUIDANCE = 5.0  # above this the Mini models' guided ε is too stiff for them
+STIFF_GUIDANCE = 3.0  # above this the Mini models' guided ε is too stiff for them
 
 
 def solver_note(pipe, settings: RunSettings) -> str:
@@ -42,7 +42,8 @@ def solver_note(pipe, settings: RunSettings) -> str:
         f"{settings.scheduler} extrapolates from its last 4 noise predictions (a 4th-order "
         f"multistep solver). At guidance {settings.guidance:g} this small model's guided noise "
         "changes too much from step to step for that, and the run overshoots (a red circle "
-        "turns yellow); the same happens in plain diffusers. ddim, euler, dpmpp_2m or unipc, "
+        "turns yellow, or dissolves into noise); the same happens in plain diffusers. ddim, "
+        "euler, dpmpp_2m or unipc, "
         f"or guidance {STIFF_GUIDANCE:g} or less, stay on track"
     )
 

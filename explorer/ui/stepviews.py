@@ -240,17 +240,18 @@ class StepViews:
         self.waiting = gr.Markdown(WAITING, elem_classes=["explain"])
         with gr.Column(visible=False) as self.body:
             self.architecture = gr.HTML(architecture_html(None, prefix))
-            with gr.Row():
-                self.step = gr.Slider(
-                    1,
-                    2,
-                    value=1,
-                    step=1,
-                    label="Step (scrubs every view)",
-                    scale=3,
-                    elem_id=f"{prefix}step-slider",
-                )
-                self.step_info = gr.Markdown(NO_RUN, elem_id=f"{prefix}step-info")
+            with gr.Row():  # on a phone the slider and its line stack, each full width
+                with gr.Column(scale=3, min_width=300):
+                    self.step = gr.Slider(
+                        1,
+                        2,
+                        value=1,
+                        step=1,
+                        label="Step (scrubs every view)",
+                        elem_id=f"{prefix}step-slider",
+                    )
+                with gr.Column(scale=2, min_width=300):
+                    self.step_info = gr.Markdown(NO_RUN, elem_id=f"{prefix}step-info")
             for key, title in SECTIONS.items():
                 with gr.Accordion(title, open=key == "steps", elem_id=prefix + VIEW_IDS[key]):
                     explain(TEXTS[key])

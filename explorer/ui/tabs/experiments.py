@@ -56,7 +56,8 @@ def _settings_inputs() -> list:
     `validate_run`, so a bad one gets a message naming it)."""
     box = lambda name, **kw: control_input(name, elem_id=f"exp-control-{name}", **kw)  # noqa: E731
     with gr.Row():
-        prompt, negative = box("prompt", scale=3, lines=1), box("negative_prompt", scale=2)
+        prompt = box("prompt", scale=3, lines=1, min_width=300)  # on a phone: one per line
+        negative = box("negative_prompt", scale=2, min_width=300)
     with gr.Row():
         seed, steps, guidance, scheduler = (
             box(n) for n in ("seed", "steps", "guidance", "scheduler")

@@ -96,7 +96,7 @@ def create_tab(ctx: AppContext) -> None:
         clean = pixel_image("x_0: the clean picture", height=160)
         table = gr.Markdown()
     outputs = dict(status=status, clean=clean, table=table)
-    outputs["latents"] = pixel_gallery("x_t: the noisy latent's channels", columns=3)
+    outputs["latents"] = pixel_gallery("x_t: the noisy latent's channels", columns=3, wide=True)
     outputs["decoded"] = pixel_gallery("x_t decoded by the VAE", columns=8)
     gr.Markdown("### For comparison: other corruptions at the same strength")
     explain(f"**{forward.ILLUSTRATION}**")

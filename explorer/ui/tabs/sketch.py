@@ -45,6 +45,24 @@ INTRO = (
     "steps that ran; their first latent is your noised sketch, not pure noise."
 )
 BRUSH = ["#000000", "#e02020", "#2040e0", "#20a040", "#f0d020", "#ffffff"]
+# gradio's sketchpad starts with no tool ("select the draw tool to start") and leaves its colour
+# pop-up open after a pick, and the mouse-down that closes it (its click-outside) starts no stroke:
+# pick the brush when the canvas appears, close the pop-up once a colour is picked (a mouse-down
+# outside it, as its own click-outside expects). Run once, when the page loads.
+CANVAS_JS = """() => {
+  const pad = () => document.querySelector("#sketchpad");
+  const pickBrush = () => {
+    const p = pad();
+    if (p && p.offsetParent && p.textContent.includes("select the draw tool"))
+      p.querySelector("button[aria-label=Brush]")?.click();
+  };
+  new MutationObserver(pickBrush).observe(document.body, {childList: true, subtree: true});
+  document.addEventListener("click", (e) => {
+    if (e.target.closest("[role=tab]")) setTimeout(pickBrush, 200);
+    if (e.target.closest("#sketchpad menu.swatch button.color"))
+      setTimeout(() => document.body.dispatchEvent(new MouseEvent("mousedown", {bubbles: true})));
+  }, true);
+}"""
 
 
 # ---- handlers ---------------------------------------------------------------------------------
@@ -181,9 +199,13 @@ def create_tab(ctx: AppContext) -> StepViews:
         with gr.Column(scale=3):
             c.update(_settings())
         with gr.Column(scale=2):
-            start = pixel_image("What the model starts from: your picture, fitted", height=200)
+            start = pixel_image(
+                "What the model starts from: your picture, fitted",
+                height=200,
+                elem_id="sketch-start",
+            )
             final = pixel_image("Final image", height=200)
-            status = gr.Markdown("Draw something and press Run.")
+            status = gr.Markdown("Draw something and press Run.", elem_id="sketch-status")
     sweep = pixel_gallery("Strength sweep: click a picture to open its run below", columns=5)
     runs = gr.State([])
     views = StepViews.build(VIEWS_PREFIX)
@@ -195,6 +217,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         [c[n] for n in [*picture, "strength", *settings]],
         list(outputs.values()),
         api_name="sketch",
+        show_progress_on=[final],  # an error's pill there, not over the status message
         concurrency_limit=RUN_CONCURRENCY,
         concurrency_id="run",
     )
@@ -204,6 +227,7 @@ def create_tab(ctx: AppContext) -> StepViews:
         [c[n] for n in [*picture, "strengths", *settings]],
         list(swept.values()),
         api_name="strength_sweep",
+        show_progress_on=[sweep],
         concurrency_limit=SWEEP_CONCURRENCY,
         concurrency_id="experiments",
     )
