@@ -51,6 +51,12 @@ NARROW = """() => [...document.querySelectorAll('p, span, label, li, td')]
   .slice(0, 10).map(e => `${e.tagName}: ${e.innerText.trim().slice(0, 40)} (`
                          + `${Math.round(e.getBoundingClientRect().width)} px wide)`)"""
 
+# empty output boxes shown, but the main picture's, beside its Run button (where it will come)
+MAIN_PICTURES = ["final-image", "sketch-start", "sketch-final"]
+EMPTY = """(main) => [...document.querySelectorAll('.empty')]
+  .filter(e => e.offsetParent !== null && !main.includes(e.closest('.block')?.id))
+  .map(e => (e.closest('.block')?.querySelector('label')?.innerText || '?').slice(0, 40))"""
+
 
 def wait_idle(page, settle_ms: int = 400) -> None:
     """Until no event is running (gradio's trackers), then a moment for pictures to paint."""
@@ -112,6 +118,18 @@ def views(page) -> list[tuple[str, str | None]]:
         bars = page.evaluate(TAB_BARS)
         out += [(top, sub) for sub in bars[1]] if len(bars) > 1 else [(top, None)]
     return out
+
+
+def empty_boxes(page) -> dict[str, list[str]]:
+    """Before any run: the empty output boxes each view shows, by view (none when all is well)."""
+    found = {}
+    for top, sub in views(page):
+        open_tab(page, top)
+        if sub:
+            open_tab(page, sub)
+        if boxes := page.evaluate(EMPTY, MAIN_PICTURES):
+            found[slug(top, sub) if sub else slug(top)] = boxes
+    return found
 
 
 def look(page, top: str, sub: str | None, shot: Path) -> list[str]:

@@ -242,3 +242,24 @@ def test_sketch_draws_at_once_in_the_picked_colour_and_errors_leave_the_message(
     status = page.locator("#sketch-status")
     assert "Done: strength" in status.inner_text()  # the last result's message stays readable
     assert not status.locator(".error").count()  # no "Error" pill over it
+
+
+def test_no_view_shows_empty_boxes_before_a_run(url, page):
+    """Before a run each view shows its inputs and one line saying what will appear; no empty
+    gallery, chart or picture box but the main picture's, beside its Run button. The line then
+    gives way to the outputs when Run is pressed."""
+    from browser_tour import empty_boxes, open_tab
+
+    page.goto(url)
+    page.locator("[role=tab]").first.wait_for()
+    found = empty_boxes(page)
+    assert not found, found
+    open_tab(page, "Experiments")
+    open_tab(page, "Seeds")
+    hint = page.locator(".until-run:visible")
+    assert set(hint.all_inner_texts()) == {  # gradio puts the class on two nested boxes
+        "Press Run: the pictures, a chart and the numbers appear here."
+    }
+    page.locator("button.primary:visible").click()
+    page.locator(".until-run:visible").first.wait_for(state="hidden")
+    page.get_by_text("Results (click one to open it below)").first.wait_for()

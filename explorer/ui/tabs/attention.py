@@ -35,6 +35,7 @@ from explorer.ui.common import (
     run_engine,
 )
 from explorer.ui.notes import notes_markdown, prompt_notes
+from explorer.ui.pending import until_run
 from explorer.ui.widgets import control_input
 
 TITLE = "Attention"
@@ -175,10 +176,12 @@ def create_tab(ctx: AppContext) -> None:
             all_steps = gr.Checkbox(value=True, label="All steps (average)")
             step = gr.Slider(1, 25, value=25, step=1, label="Step", info="Used when not averaging.")
             numbers = gr.Markdown("Press Run.", elem_id="attn-numbers")
-    with gr.Row():
-        final = pixel_image("Final image + map", height=256)
-        x0 = pixel_image("Predicted x0 at the step + map", height=256)
-    words = pixel_gallery("Every word's map", columns=8)
+    with until_run("Press Run: the image with the token's map, and every word's map.") as later:
+        with gr.Row():
+            final = pixel_image("Final image + map", height=256)
+            x0 = pixel_image("Predicted x0 at the step + map", height=256)
+        words = pixel_gallery("Every word's map", columns=8)
+    later.reveal_on(run_btn)
     views = dict(final=final, x0=x0, words=words, numbers=numbers)
     outputs = dict(**views, token=token, step=step, state=gr.State(None))
     run_btn.click(

@@ -40,6 +40,7 @@ from explorer.ui.common import (
     explain,
     pixel_gallery,
 )
+from explorer.ui.pending import until_run
 from explorer.ui.widgets import passthrough
 
 TITLE = "CLIP & embeddings"
@@ -66,7 +67,10 @@ def _run_area(button: str, left: str, right: str) -> tuple:
     captions needs the width)."""
     run = gr.Button(button, variant="primary")
     note = gr.Markdown()
-    return run, [note, gr.Plot(label=left), gr.Plot(label=right)]
+    with until_run(f"Press {button}: its two charts appear here.") as later:
+        plots = [gr.Plot(label=left), gr.Plot(label=right)]
+    later.reveal_on(run)
+    return run, [note, *plots]
 
 
 def _prompts_box(most: int) -> gr.Textbox:
@@ -148,13 +152,16 @@ def _maps_tab() -> tuple:
                 passthrough(gr.Number(value=0, precision=0, label="Map seed (UMAP random_state)")),
             ]
         run = gr.Button("Run and map", variant="primary")
-        outputs = dict(
-            note=gr.Markdown(),
-            plot=gr.Plot(label="map"),
-            step=gr.Slider(0, 50, value=0, step=1, label="Step to show"),
-            images=pixel_gallery("Predicted image (x0) of every run at that step", columns=8),
-            state=gr.State(None),
-        )
+        note = gr.Markdown()
+        with until_run("Press Run and map: every run's path on one map appears here.") as later:
+            outputs = dict(
+                note=note,
+                plot=gr.Plot(label="map"),
+                step=gr.Slider(0, 50, value=0, step=1, label="Step to show"),
+                images=pixel_gallery("Predicted image (x0) of every run at that step", columns=8),
+                state=gr.State(None),
+            )
+        later.reveal_on(run)
     return inputs, run, outputs
 
 

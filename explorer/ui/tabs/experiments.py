@@ -39,6 +39,7 @@ from explorer.ui.experiment_lists import (
     limits_text,
     parse_list,  # noqa: F401 - re-exported, as LISTS is
 )
+from explorer.ui.pending import until_run
 from explorer.ui.stepviews import StepViews
 from explorer.ui.widgets import control_input
 
@@ -115,11 +116,13 @@ def panel(key: str, kinds: list[tuple[str, str]], note: str) -> dict:
         with gr.Row():
             button = gr.Button("Run", variant="primary")
             stop = gr.Button("Stop", variant="stop")
-        gallery = pixel_gallery("Results (click one to open it below)", columns=8)
-        first = pixel_gallery("x0 after the first step", columns=8) if key == "steps" else None
-        plot = gr.Plot(label="chart") if key != "grid" else None  # the whole width: log axes
-        numbers = gr.Markdown()
-        png = pixel_image("Grid (PNG: download it)", height=400) if key == "grid" else None
+        with until_run("Press Run: the pictures, a chart and the numbers appear here.") as later:
+            gallery = pixel_gallery("Results (click one to open it below)", columns=8)
+            first = pixel_gallery("x0 after the first step", columns=8) if key == "steps" else None
+            plot = gr.Plot(label="chart") if key != "grid" else None  # the whole width: log axes
+            numbers = gr.Markdown()
+            png = pixel_image("Grid (PNG: download it)", height=400) if key == "grid" else None
+        later.reveal_on(button)
         # inside the Tab: a component made directly under gr.Tabs (not in a Tab) makes the
         # page's tab bar relabel one sub-tab's button as another's at every click
         state = gr.State([])

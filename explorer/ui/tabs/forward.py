@@ -25,6 +25,7 @@ from explorer.ui.common import (
     pixel_image,
     run_engine,
 )
+from explorer.ui.pending import until_run
 from explorer.ui.upload import NO_UPLOAD, fallback_inputs, picture, picture_inputs
 
 TITLE = "Forward process"
@@ -92,16 +93,20 @@ def create_tab(ctx: AppContext) -> None:
             )
             button = gr.Button("Add noise", variant="primary")
             status = gr.Markdown()
-    with gr.Row():
-        clean = pixel_image("x_0: the clean picture", height=160)
-        table = gr.Markdown()
-    outputs = dict(status=status, clean=clean, table=table)
-    outputs["latents"] = pixel_gallery("x_t: the noisy latent's channels", columns=3, wide=True)
-    outputs["decoded"] = pixel_gallery("x_t decoded by the VAE", columns=8)
-    gr.Markdown("### For comparison: other corruptions at the same strength")
-    explain(f"**{forward.ILLUSTRATION}**")
-    outputs["blurred"] = pixel_gallery("Illustration: blur", columns=8)
-    outputs["masked"] = pixel_gallery("Illustration: masking", columns=8)
+    with until_run(
+        "Press Add noise: the picture at every t, and its numbers, appear here."
+    ) as later:
+        with gr.Row():
+            clean = pixel_image("x_0: the clean picture", height=160)
+            table = gr.Markdown()
+        outputs = dict(status=status, clean=clean, table=table)
+        outputs["latents"] = pixel_gallery("x_t: the noisy latent's channels", columns=3, wide=True)
+        outputs["decoded"] = pixel_gallery("x_t decoded by the VAE", columns=8)
+        gr.Markdown("### For comparison: other corruptions at the same strength")
+        explain(f"**{forward.ILLUSTRATION}**")
+        outputs["blurred"] = pixel_gallery("Illustration: blur", columns=8)
+        outputs["masked"] = pixel_gallery("Illustration: masking", columns=8)
+    later.reveal_on(button)
     button.click(
         bind(add_noise, ctx, outputs=outputs),
         [upload, how, prompt, timesteps, seed],

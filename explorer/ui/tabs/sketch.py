@@ -28,6 +28,7 @@ from explorer.ui.common import (
     run_engine,
 )
 from explorer.ui.notes import notes_markdown, prompt_notes
+from explorer.ui.pending import until_run
 from explorer.ui.stepviews import RunView, StepViews, run_values
 from explorer.ui.upload import fit_choice, image_upload, load_sketch, notes_text
 from explorer.ui.widgets import control_input
@@ -204,9 +205,11 @@ def create_tab(ctx: AppContext) -> StepViews:
                 height=200,
                 elem_id="sketch-start",
             )
-            final = pixel_image("Final image", height=200)
+            final = pixel_image("Final image", height=200, elem_id="sketch-final")
             status = gr.Markdown("Draw something and press Run.", elem_id="sketch-status")
-    sweep = pixel_gallery("Strength sweep: click a picture to open its run below", columns=5)
+    with until_run("A strength sweep shows here: the same sketch at several strengths.") as later:
+        sweep = pixel_gallery("Strength sweep: click a picture to open its run below", columns=5)
+    later.reveal_on(c["sweep_run"])
     runs = gr.State([])
     views = StepViews.build(VIEWS_PREFIX)
     picture = ["sketch", "upload", "how", "prompt"]

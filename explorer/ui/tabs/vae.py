@@ -14,6 +14,7 @@ import gradio as gr
 from explorer.inputs.controls import ControlError, validate_float_range
 from explorer.studies import latent_space as vae
 from explorer.ui.common import RUN_CONCURRENCY, AppContext, bind, explain, pixel_image, run_engine
+from explorer.ui.pending import until_run
 from explorer.ui.upload import NO_UPLOAD, fallback_inputs, picture, picture_inputs
 from explorer.ui.widgets import passthrough
 
@@ -109,14 +110,16 @@ def create_tab(ctx: AppContext) -> None:
                 )
             button = gr.Button("Encode and decode", variant="primary")
     outputs = dict(status=gr.Markdown())
-    with gr.Row():
-        outputs["original"] = pixel_image("The picture x", height=200)
-        outputs["reconstruction"] = pixel_image("Reconstruction D(E(x))", height=200)
-        outputs["edited"] = pixel_image("Decoded edited latent", height=200)
-    outputs["channels"] = pixel_image(
-        "The latent E(x): its channels, each stretched to its range", height=160
-    )
-    outputs["numbers"] = gr.Markdown()
+    with until_run("Press Encode and decode: the picture, its latent and its way back.") as later:
+        with gr.Row():
+            outputs["original"] = pixel_image("The picture x", height=200)
+            outputs["reconstruction"] = pixel_image("Reconstruction D(E(x))", height=200)
+            outputs["edited"] = pixel_image("Decoded edited latent", height=200)
+        outputs["channels"] = pixel_image(
+            "The latent E(x): its channels, each stretched to its range", height=160
+        )
+        outputs["numbers"] = gr.Markdown()
+    later.reveal_on(button)
     button.click(
         bind(encode_decode, ctx, outputs=outputs),
         [upload, how, prompt, seed, channel, scale],
