@@ -135,10 +135,16 @@ def test_no_element_id_twice_and_every_strip_link_reaches_its_view(url, page):
         "() => [...document.querySelectorAll('[id]')].map(e => e.id).filter(Boolean)"
     )
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    _strip_links_reach_their_views(page, "")
+
+
+def _strip_links_reach_their_views(page, prefix: str) -> None:
+    """Each link of the shown architecture strip scrolls to its own tab's view (ids `prefix`…)."""
     links = page.locator(".arch-strip a:visible")
     assert links.count() == 7
     for k in range(links.count()):
         target = links.nth(k).get_attribute("href")
+        assert target.startswith(f"#{prefix}view-"), target
         links.nth(k).click()
         page.wait_for_timeout(150)
         top, height, at_end = page.locator(target).evaluate(
@@ -149,6 +155,24 @@ def test_no_element_id_twice_and_every_strip_link_reaches_its_view(url, page):
         assert page.locator(target).is_visible() and -40 < top < height - 20, target
         assert top < 40 or at_end, (target, top)
         page.evaluate("window.scrollTo(0, 0)")
+
+
+def test_the_strip_links_of_experiments_and_sketch_reach_their_own_views(url, page):
+    from browser_tour import draw_stroke, open_tab
+
+    page.goto(url)
+    page.locator("[role=tab]").first.wait_for()
+    open_tab(page, "Experiments")
+    open_tab(page, "Seeds")
+    page.locator("button.primary:visible").click()
+    page.locator(".pixelated:visible .thumbnail-item").first.click()  # opens that run below
+    page.locator("#exp-step-info").filter(has_text="Step 25 of 25").wait_for()
+    _strip_links_reach_their_views(page, "exp-")
+    open_tab(page, "Sketch")
+    draw_stroke(page, 0.3, 0.3)
+    page.locator("#sketch-run").click()
+    page.locator("#sketch-status").filter(has_text="Done: strength").wait_for()
+    _strip_links_reach_their_views(page, "sketch-")
 
 
 def test_stop_shows_the_steps_it_ran(url, page):
