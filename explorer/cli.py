@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strip", choices=["vae", "preview"], default="vae", help="how strip.png is decoded"
     )
+    for kind in ("gif", "webp"):
+        p.add_argument(
+            f"--{kind}",
+            action="store_true",
+            help=f"also write steps.{kind}: each step's x_t beside its predicted x0, animated",
+        )
     return parser
 
 
@@ -107,6 +113,8 @@ def run_trace(args: argparse.Namespace) -> Path:
     from PIL import Image
     from tqdm import tqdm
 
+    from explorer.engine.animate import frames
+    from explorer.engine.animate import save as save_animation
     from explorer.engine.capture import trace
     from explorer.engine.decode import image_grid
     from explorer.engine.models import load_pipeline
@@ -145,6 +153,9 @@ def run_trace(args: argparse.Namespace) -> Path:
     latents = t.decode(what="latents", method=args.strip)  # T+1 images
     x0 = t.decode(what="x0", method=args.strip)  # T images, x0[i] predicted from x_t = latents[i]
     image_grid([latents, x0]).save(folder / "strip.png")
+    for kind in ("gif", "webp"):
+        if getattr(args, kind):
+            save_animation(frames(latents, x0, t.timesteps.tolist()), folder / f"steps.{kind}")
     return folder
 
 
@@ -176,5 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, ImportError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    print(f"wrote {folder}/ (trace.json, tensors.safetensors, image.png, strip.png)")
+    extra = "".join(f", steps.{k}" for k in ("gif", "webp") if getattr(args, k))
+    print(f"wrote {folder}/ (trace.json, tensors.safetensors, image.png, strip.png{extra})")
     return 0

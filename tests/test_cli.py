@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from explorer.cli import build_parser, main
 from explorer.engine.tracefile import Trace
@@ -104,3 +105,9 @@ def test_trace_writes_folder(tiny_pipe, tmp_path, capsys):
     t = Trace.load(out)
     assert t.num_steps == 3 and t.settings["scheduler"] == "euler" and t.settings["seed"] == 1
     assert "wrote" in capsys.readouterr().out
+    assert "steps.gif" not in names  # only when asked
+    assert main([*argv, "--out", str(out), "--model", str(model), "--gif", "--webp"]) == 0
+    for kind in ("gif", "webp"):
+        with Image.open(out / f"steps.{kind}") as im:
+            assert im.n_frames == 3 + 1  # each step, then the final image
+    assert "steps.gif, steps.webp" in capsys.readouterr().out

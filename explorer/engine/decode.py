@@ -208,3 +208,14 @@ def preview_factors_for(pipe: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if channels == 4:
         return torch.tensor(SD15_PREVIEW_FACTORS), torch.zeros(3)
     return torch.full((channels, 3), 1.0 / math.sqrt(channels)), torch.zeros(3)
+
+
+def step_index(steps: int | list[int] | None, n: int, what: str) -> list[int]:
+    """The entries `steps` picks of a tensor with `n` (None: all); ValueError naming bad ones."""
+    if steps is None:
+        return list(range(n))
+    index = [steps] if isinstance(steps, int) else list(steps)
+    bad = [s for s in index if not isinstance(s, int) or not -n <= s < n]
+    if bad:
+        raise ValueError(f"steps {bad} out of range: {what} has {n} entries (0..{n - 1})")
+    return index

@@ -22,6 +22,7 @@ from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from explorer.engine import animate as anim
 from explorer.engine import decode as dec
 
 FORMAT = "diffusion-explorer-trace"
@@ -173,7 +174,7 @@ class Trace:
         if method not in ("vae", "preview"):
             raise ValueError(f"method must be 'vae' or 'preview'; got {method!r}")
         source = tensors[what]  # (N, C, h, w)
-        index = _step_index(steps, len(source), what)
+        index = dec.step_index(steps, len(source), what)
         z = source[index]  # (n, C, h, w)
         scale = self.vae_scale_factor  # pixels per latent cell
         if what == "noise":
@@ -185,6 +186,10 @@ class Trace:
                 raise ValueError("no VAE attached: use trace.attach_decoder(pipe.vae) or 'preview'")
             return dec.vae_decode(self.decoder, z, batch_size)
         return dec.linear_preview(z, self.preview_factors, self.preview_bias, scale)
+
+    def animate(self, path: str | Path, fps: float = 8, method: str | None = None) -> Path:
+        """The run as a .gif or .webp at `path`: each step's x_t beside its x0, step burnt in."""
+        return anim.animate(self, path, fps, method)
 
     # ---- files ----------------------------------------------------------------------------
 
@@ -232,16 +237,6 @@ class Trace:
             image=images.get("image"),
             init_image=images.get("init_image"),
         )
-
-
-def _step_index(steps: int | list[int] | None, n: int, what: str) -> list[int]:
-    if steps is None:
-        return list(range(n))
-    index = [steps] if isinstance(steps, int) else list(steps)
-    bad = [s for s in index if not isinstance(s, int) or not -n <= s < n]
-    if bad:
-        raise ValueError(f"steps {bad} out of range: {what} has {n} entries (0..{n - 1})")
-    return index
 
 
 def _check_size(path: Path, limit: int) -> None:

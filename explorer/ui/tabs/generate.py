@@ -6,6 +6,7 @@ Events (api names in brackets):
                   `explorer.ui.lean_api`)
   Stop         -> asks the engine to stop between steps; the run then shows the steps it ran
   Save run     -> a zip of the trace [/save_run];  Open a saved run -> all views [/open_run]
+  Steps as a GIF -> each step's x_t beside its x0, animated [/animate_run]
 Handlers only validate, call the engine (`explorer.engine.capture.trace`, through `run_engine`)
 and format; their outputs are named in `OUTPUTS` and the step views' `RUN_VIEWS`/`STEP_VIEWS`.
 """
@@ -21,9 +22,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import gradio as gr
 
+from explorer.engine import animate as animation
 from explorer.engine.capture import trace as run_trace
 from explorer.engine.models import model_key
 from explorer.engine.runzip import MAX_ZIP_BYTES, pack, unpack
@@ -180,6 +183,18 @@ def save_run(view: RunView | None) -> str:
     return str(pack(view.trace, folder, f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}"))
 
 
+def animate_run(view: RunView | None) -> str:
+    """The run shown as an animated GIF (its path): each step's x_t beside its x0."""
+    if view is None:
+        raise gr.Error("Nothing to animate yet: run a prompt (or open a run) first.")
+    s, p = view.trace.settings, view.pictures
+    folder = Path(tempfile.mkdtemp(prefix="explorer-gif-"))
+    path = folder / f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}.gif"
+    return str(
+        animation.save(animation.frames(p.latents, p.x0, view.trace.timesteps.tolist()), path)
+    )
+
+
 def open_run(ctx: AppContext, upload: str | None) -> dict:
     """A saved run in every view: its steps decoded by this app's VAE when the run was made with
     the model served here (as the live run showed them), else with the linear preview."""
@@ -252,6 +267,9 @@ def _results() -> dict:
         with gr.Row():
             r["save"] = gr.Button("Save run", size="sm")
             r["saved"] = gr.File(label="Saved run (zip)", interactive=False)
+        with gr.Row():
+            r["animate"] = gr.Button("Steps as a GIF", size="sm")
+            r["gif"] = gr.File(label="x_t beside x0, step by step (GIF)", interactive=False)
         r["opened"] = gr.File(
             label=f"Open a saved run (.zip, up to {MAX_ZIP_BYTES // 2**20} MB)",
             file_types=[".zip"],
@@ -298,6 +316,14 @@ def create_tab(ctx: AppContext) -> StepViews:
         [views.state],
         [r["saved"]],
         api_name="save_run",
+        concurrency_limit=RUN_CONCURRENCY,
+        concurrency_id="files",
+    )
+    r["animate"].click(
+        bind(animate_run),
+        [views.state],
+        [r["gif"]],
+        api_name="animate_run",
         concurrency_limit=RUN_CONCURRENCY,
         concurrency_id="files",
     )
