@@ -311,22 +311,15 @@ def create_tab(ctx: AppContext) -> StepViews:
     # Stop only asks: the engine ends the run at its next step, and the run's own event then
     # shows what it made ("stopped after 31 of 100 steps", every view of the steps run)
     c["stop"].click(bind(request_stop, flags), None, None, queue=False, api_visibility="private")
-    r["save"].click(
-        bind(save_run),
-        [views.state],
-        [r["saved"]],
-        api_name="save_run",
-        concurrency_limit=RUN_CONCURRENCY,
-        concurrency_id="files",
-    )
-    r["animate"].click(
-        bind(animate_run),
-        [views.state],
-        [r["gif"]],
-        api_name="animate_run",
-        concurrency_limit=RUN_CONCURRENCY,
-        concurrency_id="files",
-    )
+    for button, fn, file in (("save", save_run, "saved"), ("animate", animate_run, "gif")):
+        r[button].click(  # the run shown, as a file: [/save_run], [/animate_run]
+            bind(fn),
+            [views.state],
+            [r[file]],
+            api_name=fn.__name__,
+            concurrency_limit=RUN_CONCURRENCY,
+            concurrency_id="files",
+        )
     r["opened"].upload(
         bind(open_run, ctx, outputs=outputs),
         [r["opened"]],
