@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help=f"also write steps.{kind}: each step's x_t beside its predicted x0, animated",
         )
+    p.add_argument(
+        "--report", action="store_true", help="also write report.html: the run, opens offline"
+    )
     return parser
 
 
@@ -156,6 +159,10 @@ def run_trace(args: argparse.Namespace) -> Path:
     for kind in ("gif", "webp"):
         if getattr(args, kind):
             save_animation(frames(latents, x0, t.timesteps.tolist()), folder / f"steps.{kind}")
+    if args.report:
+        from explorer.ui.report import write_report
+
+        write_report(t, folder / "report.html", method=args.strip)
     return folder
 
 
@@ -188,5 +195,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     extra = "".join(f", steps.{k}" for k in ("gif", "webp") if getattr(args, k))
+    extra += ", report.html" if args.report else ""
     print(f"wrote {folder}/ (trace.json, tensors.safetensors, image.png, strip.png{extra})")
     return 0

@@ -78,8 +78,8 @@ def test_bad_requests_say_what_to_change(run, tmp_path):
 def test_the_page_animates_the_run_it_shows(run):
     import gradio as gr
 
+    from explorer.ui.share import animate_run
     from explorer.ui.stepviews import RunView
-    from explorer.ui.tabs.generate import animate_run
 
     with Image.open(animate_run(RunView.of(run, method="preview"))) as im:
         assert im.format == "GIF" and im.n_frames == run.num_steps + 1

@@ -287,3 +287,29 @@ def test_no_view_shows_empty_boxes_before_a_run(url, page):
     page.locator("button.primary:visible").click()
     page.locator(".until-run:visible").first.wait_for(state="hidden")
     page.get_by_text("Results (click one to open it below)").first.wait_for()
+
+
+def test_the_html_report_of_a_25_step_run_opens_with_the_network_off(page, tmp_path):
+    from explorer.engine.capture import trace
+    from explorer.engine.models import load_pipeline
+    from explorer.ui.report import write_report
+
+    run = trace(load_pipeline("mini-shapes", "cpu"), "a small yellow star on a black background")
+    path = write_report(run, tmp_path / "run.html")
+    assert path.stat().st_size <= 8 * 2**20
+    asked: list[str] = []
+
+    def only_the_file(route) -> None:  # the network is off: every other request fails
+        if route.request.url == path.as_uri():
+            return route.continue_()
+        asked.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", only_the_file)
+    page.goto(path.as_uri())
+    page.wait_for_function("document.querySelectorAll('.plotly-graph-div .main-svg').length >= 5")
+    images = page.evaluate("() => [...document.images].map(i => i.complete && i.naturalWidth > 0)")
+    assert len(images) == 1 + 26 + 25 + 25 and all(images)
+    assert page.locator(".plotly-graph-div").count() == 5
+    assert asked == []  # it asked for nothing but itself
+    assert not page.errors, page.errors

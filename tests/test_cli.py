@@ -106,8 +106,10 @@ def test_trace_writes_folder(tiny_pipe, tmp_path, capsys):
     assert t.num_steps == 3 and t.settings["scheduler"] == "euler" and t.settings["seed"] == 1
     assert "wrote" in capsys.readouterr().out
     assert "steps.gif" not in names  # only when asked
-    assert main([*argv, "--out", str(out), "--model", str(model), "--gif", "--webp"]) == 0
+    flags = ["--gif", "--webp", "--report"]
+    assert main([*argv, "--out", str(out), "--model", str(model), *flags]) == 0
+    assert (out / "report.html").read_text(encoding="utf-8").startswith("<!doctype html>")
     for kind in ("gif", "webp"):
         with Image.open(out / f"steps.{kind}") as im:
             assert im.n_frames == 3 + 1  # each step, then the final image
-    assert "steps.gif, steps.webp" in capsys.readouterr().out
+    assert "steps.gif, steps.webp, report.html" in capsys.readouterr().out

@@ -7,6 +7,7 @@ Events (api names in brackets):
   Stop         -> asks the engine to stop between steps; the run then shows the steps it ran
   Save run     -> a zip of the trace [/save_run];  Open a saved run -> all views [/open_run]
   Steps as a GIF -> each step's x_t beside its x0, animated [/animate_run]
+  Report (HTML) -> the run in one self-contained page [/report_run]
 Handlers only validate, call the engine (`explorer.engine.capture.trace`, through `run_engine`)
 and format; their outputs are named in `OUTPUTS` and the step views' `RUN_VIEWS`/`STEP_VIEWS`.
 """
@@ -17,19 +18,15 @@ import contextlib
 import contextvars
 import queue
 import random
-import re
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import gradio as gr
 
-from explorer.engine import animate as animation
 from explorer.engine.capture import trace as run_trace
 from explorer.engine.models import model_key
-from explorer.engine.runzip import MAX_ZIP_BYTES, pack, unpack
+from explorer.engine.runzip import MAX_ZIP_BYTES, unpack
 from explorer.engine.tracefile import Trace
 from explorer.inputs.controls import UI_SEED_MAX, RunSettings
 from explorer.inputs.words import count
@@ -47,6 +44,7 @@ from explorer.ui.examples import EXAMPLES, THINGS_EXAMPLES, example_buttons
 from explorer.ui.lean_api import prepare
 from explorer.ui.lean_api import wire as wire_lean_api
 from explorer.ui.notes import done_text, notes_markdown
+from explorer.ui.share import animate_run, report_run, save_run
 from explorer.ui.stepviews import RunView, StepViews, run_values, shown, step_captions
 from explorer.ui.widgets import control_input
 
@@ -174,27 +172,6 @@ def request_stop(flags: StopFlags, request: gr.Request = None) -> None:
     flags.stop(session_key(request))
 
 
-def save_run(view: RunView | None) -> str:
-    """The run shown, as a zip (its path)."""
-    if view is None:
-        raise gr.Error("Nothing to save yet: run a prompt (or open a run) first.")
-    s = view.trace.settings
-    folder = tempfile.mkdtemp(prefix="explorer-save-")
-    return str(pack(view.trace, folder, f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}"))
-
-
-def animate_run(view: RunView | None) -> str:
-    """The run shown as an animated GIF (its path): each step's x_t beside its x0."""
-    if view is None:
-        raise gr.Error("Nothing to animate yet: run a prompt (or open a run) first.")
-    s, p = view.trace.settings, view.pictures
-    folder = Path(tempfile.mkdtemp(prefix="explorer-gif-"))
-    path = folder / f"{_slug(s.get('prompt', ''))}-seed{s.get('seed', 0)}.gif"
-    return str(
-        animation.save(animation.frames(p.latents, p.x0, view.trace.timesteps.tolist()), path)
-    )
-
-
 def open_run(ctx: AppContext, upload: str | None) -> dict:
     """A saved run in every view: its steps decoded by this app's VAE when the run was made with
     the model served here (as the live run showed them), else with the linear preview."""
@@ -219,10 +196,6 @@ def open_run(ctx: AppContext, upload: str | None) -> dict:
         "saved one."
     )
     return {"image": trace.image, "status": note, **run_values(view)}
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "unconditional"
 
 
 # ---- layout and wiring ------------------------------------------------------------------------
@@ -270,6 +243,9 @@ def _results() -> dict:
         with gr.Row():
             r["animate"] = gr.Button("Steps as a GIF", size="sm")
             r["gif"] = gr.File(label="x_t beside x0, step by step (GIF)", interactive=False)
+        with gr.Row():
+            r["report"] = gr.Button("Report (HTML)", size="sm")
+            r["html"] = gr.File(label="The run in one page that opens offline", interactive=False)
         r["opened"] = gr.File(
             label=f"Open a saved run (.zip, up to {MAX_ZIP_BYTES // 2**20} MB)",
             file_types=[".zip"],
@@ -311,8 +287,13 @@ def create_tab(ctx: AppContext) -> StepViews:
     # Stop only asks: the engine ends the run at its next step, and the run's own event then
     # shows what it made ("stopped after 31 of 100 steps", every view of the steps run)
     c["stop"].click(bind(request_stop, flags), None, None, queue=False, api_visibility="private")
-    for button, fn, file in (("save", save_run, "saved"), ("animate", animate_run, "gif")):
-        r[button].click(  # the run shown, as a file: [/save_run], [/animate_run]
+    shares = (
+        ("save", save_run, "saved"),
+        ("animate", animate_run, "gif"),
+        ("report", report_run, "html"),
+    )
+    for button, fn, file in shares:
+        r[button].click(  # the run shown, as a file: [/save_run], [/animate_run], [/report_run]
             bind(fn),
             [views.state],
             [r[file]],
