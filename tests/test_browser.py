@@ -192,7 +192,7 @@ def test_stop_shows_the_steps_it_ran(url, page):
 
 
 WIDTHS = [1400, 390]  # a laptop, a phone
-VIEWS = 16  # Generate, 6 experiments, Sketch, Forward, Latent space, Attention, 5 CLIP views
+VIEWS = 17  # Generate, 6 experiments, Compare, Sketch, Forward, Latent, Attention, 5 CLIP views
 
 
 @pytest.mark.parametrize("width", WIDTHS)

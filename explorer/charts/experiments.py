@@ -163,3 +163,18 @@ def seeds_figure(seeds: Sequence[int], distance: Sequence[float]) -> go.Figure:
     fig = go.Figure()
     fig.add_bar(x=[str(s) for s in seeds], y=_finite(distance), name="distance to first seed")
     return _layout(fig, "Same prompt, different starting noise", "seed", "RMS pixel distance")
+
+
+def comparison_figure(
+    latent_distance: Sequence[float], x0_distance: Sequence[float], parted_at: int | None = None
+) -> go.Figure:
+    """Two runs from the same noise: per step, how far apart their x_t and their x0 are (the
+    last entry of `latent_distance`, the final latents', is not a step and is left out)."""
+    steps = list(range(1, len(x0_distance) + 1))
+    fig = go.Figure()
+    fig.add_scatter(x=steps, y=_finite(latent_distance[: len(steps)]), name="x_t: the inputs")
+    fig.add_scatter(x=steps, y=_finite(x0_distance), name="x0: the predictions")
+    if parted_at is not None:
+        fig.add_vline(x=parted_at, line_dash="dot", line_color="grey")
+        fig.add_annotation(x=parted_at, y=1, yref="paper", text="they part ways", showarrow=False)
+    return _layout(fig, "Run A against run B, step by step", "step", "RMS latent distance")

@@ -20,6 +20,7 @@ from explorer.ui.tabs.sketch import CANVAS_JS
 TABS = [
     "explorer.ui.tabs.generate",
     "explorer.ui.tabs.experiments",
+    "explorer.ui.tabs.compare",
     "explorer.ui.tabs.sketch",
     "explorer.ui.tabs.forward",
     "explorer.ui.tabs.vae",

@@ -1,0 +1,101 @@
+"""Two runs from the same starting noise, differing in one thing, compared step by step.
+
+Run A and run B share the seed, so they start from the same noise x_T; B changes what the visitor
+chooses (a word of the prompt, guidance, scheduler, step count, spacing). Step i of A is paired
+with the step of B whose timestep is nearest (the same step when the step counts agree), and at
+each pair: the RMS distance between the two runs' inputs x_t (as the UNet saw them: the same
+units for every scheduler) and between their predictions x0, in latent units. Where the inputs'
+distance first reaches half the distance between the two final latents is where they part ways
+(x0's distance is no guide to that: early predictions divide by a tiny √ᾱ and swing widely).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from explorer.engine.capture import trace
+from explorer.engine.tracefile import Trace
+
+CHANGEABLE = ("prompt", "negative_prompt", "guidance", "scheduler", "steps", "spacing")
+
+
+@dataclass
+class Comparison:
+    a: Trace
+    b: Trace
+    pairs: list[int]  # for each step i of A, the step of B it is compared with
+    latent_distance: np.ndarray  # (T_A + 1,) RMS(x_t of A − of B) per pair, then the end's
+    x0_distance: np.ndarray  # (T_A,) RMS(x0 of A − of B) at each pair
+    parted_at: int | None  # first step (1-based) whose x_t distance reaches half the end's
+
+    @property
+    def changed(self) -> dict[str, tuple]:
+        """The settings B changed: name -> (A's value, B's value)."""
+
+        def value(s: dict, k: str):
+            return (
+                s.get("scheduler_config", {}).get("timestep_spacing")
+                if k == "spacing"
+                else s.get(k)
+            )
+
+        sa, sb = self.a.settings, self.b.settings
+        return {k: (value(sa, k), value(sb, k)) for k in CHANGEABLE if value(sa, k) != value(sb, k)}
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def nearest_steps(a: np.ndarray, b: np.ndarray) -> list[int]:
+    """For each timestep of `a`, the index of the nearest timestep of `b`."""
+    return [int(np.argmin(np.abs(b - t))) for t in a]
+
+
+def parted_at(latent_distance: np.ndarray) -> int | None:
+    """The first step (1-based) whose input distance reaches half the final latents' (the last
+    entry); None when the two runs end the same."""
+    end = float(latent_distance[-1]) if len(latent_distance) else 0.0
+    if end <= 1e-6:
+        return None
+    return int(np.argmax(latent_distance[:-1] >= end / 2)) + 1
+
+
+def compare(a: Trace, b: Trace) -> Comparison:
+    """The step-by-step distances between two traces of the same latent shape."""
+    if a.latents.shape[1:] != b.latents.shape[1:]:
+        raise ValueError(
+            f"the runs' latents differ in shape: {a.latents.shape[1:]} and {b.latents.shape[1:]}"
+        )
+    # x_t as the UNet saw it (`model_input`): sigma schedulers' x_t = x0 + σε is then scaled to
+    # the same units as DDIM's √ᾱ·x0 + √(1−ᾱ)·ε, so the runs compare whatever their schedulers
+    ia, ib = a.model_input.float().numpy(), b.model_input.float().numpy()  # (T, C, h, w) each
+    la, lb = a.latents[-1].float().numpy(), b.latents[-1].float().numpy()  # (C, h, w): the ends
+    xa, xb = a.x0_pred.float().numpy(), b.x0_pred.float().numpy()  # (T, C, h, w) each
+    pairs = nearest_steps(a.timesteps.float().numpy(), b.timesteps.float().numpy())
+    latent = [_rms(ia[i] - ib[j]) for i, j in enumerate(pairs)] + [_rms(la - lb)]
+    x0 = np.array([_rms(xa[i] - xb[j]) for i, j in enumerate(pairs)])
+    latent = np.array(latent)
+    return Comparison(a, b, pairs, latent, x0, parted_at(latent))
+
+
+def compare_runs(
+    pipe,
+    base: dict,
+    changes: dict,
+    progress: Callable[[float, str], None] | None = None,
+) -> Comparison:
+    """Run A with `base` (trace's keyword arguments, `prompt` among them) and B with `changes`
+    on top, the same seed, and compare them."""
+    unknown = sorted(set(changes) - set(CHANGEABLE))
+    if unknown:
+        raise ValueError(f"run B may change {', '.join(CHANGEABLE)}; not {', '.join(unknown)}")
+    runs = []
+    for k, kwargs in enumerate((base, {**base, **changes})):
+        if progress:
+            progress(k / 2, f"run {'AB'[k]}")
+        runs.append(trace(pipe, **kwargs))
+    return compare(*runs)
