@@ -20,9 +20,8 @@ def _name(view: RunView | None, what: str) -> tuple[Path, str]:
         raise gr.Error(f"Nothing to {what} yet: run a prompt (or open a run) first.")
     s = view.trace.settings
     slug = re.sub(r"[^a-z0-9]+", "-", s.get("prompt", "").lower()).strip("-")[:40]
-    return Path(
-        tempfile.mkdtemp(prefix="explorer-")
-    ), f"{slug or 'unconditional'}-seed{s.get('seed', 0)}"
+    folder = Path(tempfile.mkdtemp(prefix="explorer-"))
+    return folder, f"{slug or 'unconditional'}-seed{s.get('seed', 0)}"
 
 
 def save_run(view: RunView | None) -> str:
