@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from explorer.engine import models
+from explorer.mini.things import draw
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDER = models.THINGS_DIR
@@ -89,3 +90,15 @@ def test_the_app_serves_it_and_lists_what_it_knows():
         assert "What this model knows" in config and "giraffe" in config
     finally:
         demo.close()
+
+
+@pytest.mark.skipif(not Path(draw.FONT).exists(), reason="the judge needs fonts-noto-color-emoji")
+def test_a_cat_on_a_blue_background_is_judged_a_cat_on_blue_from_its_pixels():
+    from explorer.engine.capture import trace
+    from explorer.mini.things import judge
+
+    pipe = models.load_pipeline("mini-things", "cpu")
+    image = trace(pipe, "a cat on a blue background", steps=25, guidance=5.0, seed=0).image
+    reading = judge.read(np.asarray(image))
+    assert reading.background == "blue"
+    assert "cat" in [seen.thing for seen in reading.things]

@@ -16,7 +16,15 @@ from explorer.charts.experiments import comparison_figure
 from explorer.inputs.controls import CONTROLS, validate_run
 from explorer.inputs.errors import VisitorError
 from explorer.studies.compare import Comparison, compare_runs
-from explorer.ui.common import RUN_CONCURRENCY, AppContext, bind, explain, pixel_gallery, run_engine
+from explorer.ui.common import (
+    RUN_CONCURRENCY,
+    VIEW_CONCURRENCY,
+    AppContext,
+    bind,
+    explain,
+    pixel_gallery,
+    run_engine,
+)
 from explorer.ui.notes import notes_markdown, prompt_notes
 from explorer.ui.pending import until_run
 from explorer.ui.stepviews import RunView, step_captions
@@ -151,4 +159,6 @@ def create_tab(ctx: AppContext) -> None:
         [state, step],
         [pictures],
         api_visibility="private",
+        concurrency_limit=VIEW_CONCURRENCY,
+        concurrency_id="views",
     )
