@@ -156,9 +156,10 @@ def run_trace(args: argparse.Namespace) -> Path:
     latents = t.decode(what="latents", method=args.strip)  # T+1 images
     x0 = t.decode(what="x0", method=args.strip)  # T images, x0[i] predicted from x_t = latents[i]
     image_grid([latents, x0]).save(folder / "strip.png")
-    for kind in ("gif", "webp"):
-        if getattr(args, kind):
-            save_animation(frames(latents, x0, t.timesteps.tolist()), folder / f"steps.{kind}")
+    kinds = [kind for kind in ("gif", "webp") if getattr(args, kind)]
+    animation = frames(latents, x0, t.timesteps.tolist()) if kinds else []
+    for kind in kinds:
+        save_animation(animation, folder / f"steps.{kind}")
     if args.report:
         from explorer.ui.report import write_report
 

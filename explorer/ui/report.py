@@ -19,6 +19,7 @@ from explorer.charts.steps import run_figures
 from explorer.engine.models import model_key
 from explorer.engine.tracefile import Trace
 from explorer.studies.anatomy import RunPictures, run_pictures
+from explorer.ui.stepviews import latent_captions, step_captions
 from explorer.ui.texts import TEXTS
 
 SETTINGS = ("prompt", "negative_prompt", "model", "scheduler", "steps", "guidance", "seed")
@@ -50,11 +51,12 @@ def _uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _strip(title: str, images: list[Image.Image], captions: list[str]) -> str:
+def _strip(title: str, items: list[tuple[Image.Image, str]]) -> str:
+    """A gallery of (picture, caption) items, the page's own (`stepviews` captions)."""
     cells = "".join(
         f'<figure><img class="px" src="{_uri(im)}" alt="{html.escape(c)}">'
         f"<figcaption>{html.escape(c)}</figcaption></figure>"
-        for im, c in zip(images, captions, strict=True)
+        for im, c in items
     )
     return f'<h3>{html.escape(title)}</h3><div class="strip">{cells}</div>'
 
@@ -75,7 +77,7 @@ def report_html(
     decoded here (`method` as `Trace.decode`)."""
     s = trace.settings
     pics = pictures or run_pictures(trace, method)
-    steps = [f"step {i + 1} · t={float(t):.0f}" for i, t in enumerate(trace.timesteps)]
+    img2img = trace.init_latents is not None
     shown = {**s, "model": model_key(s.get("model")) or ""}  # a name, not this machine's path
     settings = "".join(
         f'<tr><th>{k}</th><td class="text">{html.escape(str(shown.get(k, "")))}</td></tr>'
@@ -98,9 +100,9 @@ app showed it; the pictures decoded with {pics.method}. Opens with no network.</
 <img class="px final" src="{_uri(trace.image or pics.latents[-1])}" alt="the final image">
 <h2>Settings</h2><table>{settings}</table>
 <h2>Every step</h2><p>{html.escape(TEXTS["steps"]).replace("*", "")}</p>
-{_strip("x_t: the noisy latent, decoded", pics.latents, ["start: pure noise"] + steps)}
-{_strip("x0: the clean image predicted at each step", pics.x0, steps)}
-{_strip("ε: the noise predicted at each step (stretched)", pics.noise, steps)}
+{_strip("x_t: the noisy latent, decoded", latent_captions(pics.latents, img2img))}
+{_strip("x0: the clean image predicted at each step", step_captions(trace, pics.x0))}
+{_strip("ε: the noise predicted at each step (stretched)", step_captions(trace, pics.noise))}
 <h2>Charts</h2><p>{html.escape(TEXTS["charts"])}</p>{charts}
 <h2>Numbers</h2>{_numbers(trace)}
 <h2>What the text encoder read</h2><p>{words}</p>
