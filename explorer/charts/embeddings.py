@@ -218,13 +218,14 @@ def map_figure(
     title: str,
     *,
     hover: Sequence[Sequence[str]] | None = None,
-    highlight: int | None = None,
+    highlight: int | Sequence[int | None] | None = None,
     note: str = "",
 ) -> go.Figure:
     """One line per run through its (S, 2) points; the start is a circle, the end a square.
 
     `hover[r][s]` is the hover text of run r's step s; `highlight` rings every run's point at
-    that step index. `note` (e.g. why PCA stands in) is written under the title.
+    that step index (a sequence: run r's at `highlight[r]`). `note` (e.g. why PCA stands in) is
+    written under the title.
     """
     fig = go.Figure()
     for r, (label, xy) in enumerate(zip(labels, paths)):
@@ -248,10 +249,11 @@ def map_figure(
             legendgroup=str(r),
             hovertemplate="<b>" + label + "</b><br>%{text}<extra></extra>",
         )
-        if highlight is not None and 0 <= highlight < len(xy):
+        at = highlight[r] if isinstance(highlight, Sequence) else highlight
+        if at is not None and 0 <= at < len(xy):
             fig.add_scatter(
-                x=[xy[highlight, 0]],
-                y=[xy[highlight, 1]],
+                x=[xy[at, 0]],
+                y=[xy[at, 1]],
                 mode="markers",
                 showlegend=False,
                 hoverinfo="skip",
