@@ -246,3 +246,30 @@ def test_bad_input_reaches_the_visitor_as_a_gradio_error_not_a_traceback(ctx):
     handler = bind(run_compare, ctx)
     with pytest.raises(gr.Error, match="B's magnitude k must be between"):
         handler("a red circle", 1, 4, 3.0, "ddim", "magnitude", "", 3.0, "ddim", 4, 7.5, "pca")
+
+
+@pytest.mark.slow
+def test_the_endpoint_takes_the_new_parameters_by_name(tiny_pipe):
+    from conftest import tab_client
+    from gradio_client.exceptions import AppError
+
+    with tab_client(tiny_pipe, ["explorer.ui.tabs.compare"]) as client:
+        names = [
+            p["parameter_name"]
+            for p in client.view_api(print_info=False, return_format="dict")["named_endpoints"][
+                "/compare_runs"
+            ]["parameters"]
+        ]
+        assert names[-3:] == ["magnitude_b", "map_method", "attention_at"]
+        out = client.predict(
+            prompt="a red circle",
+            steps=3,
+            change="magnitude",
+            magnitude_b=2.0,
+            api_name="/compare_runs",
+        )
+        status, chart, trajectories, attention, x0_a, x0_b, step, pair = out
+        assert "embedding_scale: “1.0” → “2.0”" in status and len(x0_b) == 3 and len(pair) == 4
+        assert trajectories["type"] == "plotly"
+        with pytest.raises(AppError, match="B's magnitude k must be between -3 and 5"):
+            client.predict(change="magnitude", magnitude_b=6, api_name="/compare_runs")
