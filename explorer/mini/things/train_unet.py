@@ -52,6 +52,9 @@ class Config:
     pool: int = 30_000  # training pictures encoded once (seeds 0 .. pool - 1)
     caption_dropout: float = 0.1  # share of empty captions, for classifier-free guidance
     min_snr_gamma: float = 5.0  # Min-SNR-gamma weighting (Hang et al. 2023)
+    # In x0 terms Min-SNR weighs a step by min(SNR, gamma): almost nothing at the noisiest steps,
+    # where the layout (position) is decided. The floor keeps at least this much weight there.
+    x0_floor: float = 0.0
     thing_weight: float = 1.0  # loss = whole-latent MSE + thing_weight * MSE on the things' cells
     ema_decay: float = 0.999
     save_every: int = 100
@@ -170,7 +173,8 @@ def train(
         per_image = err.mean(dim=(1, 2)) + cfg.thing_weight * (cells * err).sum((1, 2)) / cells.sum(
             (1, 2)
         ).clamp(min=1.0)  # (B,)
-        weight = snr[t].clamp(max=cfg.min_snr_gamma) / snr[t]  # Min-SNR-gamma, epsilon targets
+        snr_t = snr[t].clamp(max=cfg.min_snr_gamma, min=cfg.x0_floor)  # (B,), x0-space weight
+        weight = snr_t / snr[t]  # Min-SNR-gamma with the floor, epsilon targets
         value = optimize(opt, unet.parameters(), (weight * per_image).mean())
         objs["ema"].update(unet, step)
         progress(step, value, lr)
