@@ -4,13 +4,13 @@ it."""
 from __future__ import annotations
 
 import json
-import threading
 
 import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
+from trace_checks import assert_same_traces, in_threads
 
 from explorer.engine.capture import predict_x0, trace
 from explorer.engine.schedulers import SCHEDULERS, gives_x0, has_sigmas, make_scheduler
@@ -140,29 +140,9 @@ def test_concurrent_traces_equal_serial(tiny_pipe):
     jobs = [("ddim", 0), ("euler_a", 1), ("dpmpp_2m", 2), ("pndm", 3)]
     run = lambda name, seed: trace(tiny_pipe, PROMPT, steps=3, scheduler=name, seed=seed)  # noqa: E731
     serial = [run(*job) for job in jobs]
-    results: list = [None] * len(jobs)
-    barrier = threading.Barrier(len(jobs))
-
-    def worker(k):
-        barrier.wait()
-        results[k] = run(*jobs[k])
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(jobs))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    for a, b in zip(serial, results):
-        for name in (
-            "latents",
-            "noise_pred",
-            "noise_uncond",
-            "noise_text",
-            "x0_pred",
-            "model_input",
-        ):
-            assert torch.equal(getattr(a, name), getattr(b, name)), name
-        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    fields = ("latents", "noise_pred", "noise_uncond", "noise_text", "x0_pred", "model_input")
+    for a, b in zip(serial, in_threads(run, jobs)):
+        assert_same_traces(a, b, fields)
     assert not tiny_pipe.unet._forward_hooks_with_kwargs
 
 

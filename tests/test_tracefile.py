@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from explorer.engine import decode, tracefile
+from explorer.engine import decode, tracecheck
 from explorer.engine.capture import trace
 from explorer.engine.tracefile import TENSOR_FIELDS, Trace
 
@@ -141,10 +141,10 @@ def test_malformed_folder_is_a_clear_error(saved, tmp_path, case):
 
 
 def test_oversized_files_are_refused(saved, monkeypatch):
-    monkeypatch.setattr(tracefile, "MAX_TENSOR_BYTES", 100)
+    monkeypatch.setattr(tracecheck, "MAX_TENSOR_BYTES", 100)  # the limits live in tracecheck
     with pytest.raises(ValueError, match="over the 100-byte limit"):
         Trace.load(saved[1])
-    monkeypatch.setattr(tracefile, "MAX_JSON_BYTES", 10)
+    monkeypatch.setattr(tracecheck, "MAX_JSON_BYTES", 10)
     with pytest.raises(ValueError, match="trace.json.*over the 10-byte limit"):
         Trace.load(saved[1])
 

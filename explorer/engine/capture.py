@@ -1,5 +1,9 @@
 """Run a real diffusers Stable Diffusion pipeline and record every step in a `Trace`.
 
+SD 1.x/2.x, SDXL and SD3 (rectified flow) pipelines all run through `trace`; what differs
+between them (the private copy, the recorder, the tokens, the settings) is in
+`explorer.engine.kinds`, and a flow run records in σ and v (`explorer.engine.flow`).
+
 Nothing here re-implements the denoising loop: the pipeline's own `__call__` runs, on a shallow
 copy of the pipeline that shares its weights but holds a fresh scheduler and tokenizer
 (`models.run_copy`). Three public hooks
@@ -34,15 +38,16 @@ import diffusers
 import numpy as np
 import torch
 import transformers
-from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from explorer.engine import decode as dec
-from explorer.engine import threads
+from explorer.engine import kinds, threads
 from explorer.engine.attention_taps import capture_attention
-from explorer.engine.models import run_copy
+from explorer.engine.kinds import private_pipeline, prompt_tokens  # noqa: F401 - re-exported
 from explorer.engine.recorder import (  # noqa: F401 - re-exported: the hook API, by capture's name
     Recorder,
+    denoiser,
     predict_x0,
     recording,
     step_coefficients,
@@ -52,18 +57,10 @@ from explorer.engine.recorder import (  # noqa: F401 - re-exported: the hook API
 from explorer.engine.tracefile import Trace
 
 
-def private_pipeline(
-    pipe: Any, scheduler: str, img2img: bool = False, spacing: str | None = None
-) -> Any:
-    """A shallow copy of `pipe` that shares its weights but holds its own scheduler (timestep
-    spacing `spacing`, default the config's) and tokenizer."""
-    cls = StableDiffusionImg2ImgPipeline if img2img else StableDiffusionPipeline
-    return run_copy(pipe, scheduler, cls, spacing)  # shares the weights only: models.run_copy
-
-
 def run_settings(pipe: Any, run: Any, scheduler: str, steps: int, guidance: float) -> dict:
     """The settings every trace records about the model, the scheduler and the libraries."""
     fresh = run.scheduler
+    net = denoiser(pipe)
     return {
         "steps": steps,
         "guidance": float(guidance),
@@ -74,14 +71,15 @@ def run_settings(pipe: Any, run: Any, scheduler: str, steps: int, guidance: floa
         "scheduler_config": _jsonable(dict(fresh.config)),
         "prediction_type": fresh.config.get("prediction_type", "epsilon"),
         "vae_scale_factor": int(run.vae_scale_factor),
-        "device": str(pipe.unet.device),
-        "dtype": str(pipe.unet.dtype),
+        "device": str(net.device),
+        "dtype": str(net.dtype),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
             "diffusers": diffusers.__version__,
             "transformers": transformers.__version__,
         },
+        **kinds.kind_settings(pipe),  # the objective; SDXL's and SD3's text encoders
     }
 
 
@@ -94,13 +92,6 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=default))
 
 
-def prompt_tokens(pipe: Any, prompt: str) -> list[str]:
-    """The token strings the text encoder sees for `prompt`, padding and truncation included."""
-    tok = pipe.tokenizer
-    ids = tok(prompt, padding="max_length", max_length=tok.model_max_length, truncation=True)
-    return [str(t) for t in tok.convert_ids_to_tokens(ids["input_ids"])]
-
-
 def trace(
     pipe: StableDiffusionPipeline,
     prompt: str,
@@ -109,7 +100,7 @@ def trace(
     steps: int = 25,
     guidance: float = 7.5,
     seed: int = 0,
-    scheduler: str = "ddim",
+    scheduler: str | None = None,
     height: int | None = None,
     width: int | None = None,
     image: Image.Image | None = None,
@@ -120,26 +111,28 @@ def trace(
     attention: bool = False,
     spacing: str | None = None,
 ) -> Trace:
-    """Run `pipe` once, exactly as `pipe(...)` would, and return the record of every step.
+    """Run `pipe` (SD 1.x/2.x, SDXL, SD3) once, exactly as `pipe(...)` would; record every step.
 
     The image equals `pipe(prompt, negative_prompt=..., num_inference_steps=steps,
     guidance_scale=guidance, generator=torch.Generator("cpu").manual_seed(seed))` with the named
-    scheduler built from `pipe.scheduler.config`; `pipe` itself is not modified. With `image`
-    the run is img2img (`strength` of the schedule, int(steps * strength) steps). `on_step`
-    gets the partial Trace after every step; `should_stop()` returning True cancels between
-    steps (the trace then holds the steps run, and the image decoded from the last latent).
-    `preview=True` also makes a linear preview of each step's x_0 (`Trace.previews`).
-    `attention=True` also records cross-attention maps (`Trace.attention`, in the final record
-    only; see `explorer.engine.attention_taps`); the image is the same. `spacing` ("leading",
-    "trailing", "linspace") overrides the scheduler config's `timestep_spacing`, as
-    `Cls.from_config(config, timestep_spacing=spacing)` would (`explorer.engine.schedulers`).
+    scheduler built from `pipe.scheduler.config` (None: "ddim"; "flow_euler" for a flow model;
+    an empty negative prompt goes as None); `pipe` is not modified. With `image` the run is
+    img2img (`strength` of the schedule, int(steps * strength) steps). `on_step` gets the
+    partial Trace after every step; `should_stop()` returning True cancels between steps (the
+    trace then holds the steps run, and the image decoded from the last latent). `preview=True`
+    also makes a linear preview of each step's x_0 (`Trace.previews`). `attention=True` also
+    records cross-attention maps (`Trace.attention`, in the final record only; see
+    `explorer.engine.attention_taps`); the image is the same. `spacing` ("leading", "trailing",
+    "linspace") overrides the config's `timestep_spacing` (`explorer.engine.schedulers`).
     """
     # 1. Check inputs
     _check_inputs(prompt, negative_prompt, steps, image, height, width, strength)
+    kinds.check_supported(pipe, image is not None, spacing, attention)
 
     # 2. A shallow copy of the pipeline with a fresh scheduler (shares the weights)
+    scheduler = kinds.scheduler_name(pipe, scheduler)
     run = private_pipeline(pipe, scheduler, img2img=image is not None, spacing=spacing)
-    guided = guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
+    guided = kinds.is_guided(pipe, guidance)
 
     # 3. Settings and tokens, known before the run
     settings = {
@@ -152,21 +145,19 @@ def trace(
     }
     tokens = prompt_tokens(run, prompt)
     scale = int(run.vae_scale_factor) if preview else 0
-    rec = Recorder(run.scheduler, guided, dec.preview_factors_for(pipe), scale)
+    rec = kinds.make_recorder(run, guided, dec.preview_factors_for(pipe), scale)
 
     # 4. The step callback: record x_{t-1}, report, maybe cancel
     on_step_end = _step_callback(rec, tokens, settings, on_step, should_stop)
 
     # 5. Run the real pipeline with the UNet hook (and attention taps) in place
-    if image is not None:
-        call = {"image": image, "strength": strength}
-    else:
-        call = {"height": height, "width": width}
+    sizes = {"height": height, "width": width}
+    call = {"image": image, "strength": strength} if image is not None else sizes
     maps = capture_attention(pipe.unet, guided) if attention else contextlib.nullcontext()
     with threads.tracked(), recording(pipe, rec), maps as collector:
         result = run(
             prompt,
-            negative_prompt=negative_prompt,
+            negative_prompt=negative_prompt or None,  # SDXL zeroes a missing one, as pipe() does
             num_inference_steps=steps,
             guidance_scale=guidance,
             generator=torch.Generator("cpu").manual_seed(seed),
@@ -235,4 +226,5 @@ def _run_facts(rec: Recorder, run: Any) -> dict:
         "steps_run": len(rec.after),
         "cancelled": bool(run.interrupt),
         "x0_source": rec.x0_source,
+        **kinds.run_facts(run),  # a flow run's shift and σ schedule
     }

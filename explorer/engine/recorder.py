@@ -91,6 +91,8 @@ class Recorder:
         self.uncond, self.text, self.t, self.alpha_bar, self.sigma = [], [], [], [], []
         self.seconds, self.previews, self.x0_sources = [], [], set()
         self.embeds: torch.Tensor | None = None  # (B, L, D), B = 2K with guidance: [uncond, text]
+        self.pooled: torch.Tensor | None = None  # (B, P) SDXL's text_embeds, SD3's pooled vector
+        self.time_ids: torch.Tensor | None = None  # (B, A) SDXL's added time ids
         self.init_latents: torch.Tensor | None = None  # (K, C, h, w), img2img only
         self.started = 0.0
         self._wrap_scheduler()
@@ -124,12 +126,17 @@ class Recorder:
 
     def unwrap_scheduler(self) -> None:
         """Drop the wrappers: breaks the recorder <-> scheduler cycle so memory frees at once."""
-        for name in ("scale_model_input", "step", "add_noise"):
+        for name in self.WRAPPED:
             vars(self.scheduler).pop(name, None)
 
+    WRAPPED = ("scale_model_input", "step", "add_noise")  # the scheduler methods wrapped
+
     def unet_hook(self, module, args, kwargs, output) -> None:
-        """7b. Record the UNet input and raw output (batch [uncond x K, text x K] with guidance)."""
-        x_in = args[0] if args else kwargs["sample"]  # (B, C, h, w)
+        """7b. Record the UNet input and raw output (batch [uncond x K, text x K] with guidance).
+
+        The same hook serves SD3's transformer (its input is `hidden_states`)."""
+        named = kwargs.get("sample", kwargs.get("hidden_states"))
+        x_in = args[0] if args else named  # (B, C, h, w)
         out = output[0] if isinstance(output, tuple) else output.sample  # (B, C, h, w)
         k = len(out) // 2 if self.guided else len(out)
         self.x_in.append(_cpu(x_in[:k]))  # (K, C, h, w); both halves are equal
@@ -140,6 +147,11 @@ class Recorder:
         if self.embeds is None:
             states = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
             self.embeds = _cpu(states)  # (B, L, D)
+            added = kwargs.get("added_cond_kwargs") or {}  # SDXL: text_embeds, time_ids
+            pooled = kwargs.get("pooled_projections", added.get("text_embeds"))  # (B, P)
+            ids = added.get("time_ids")  # (B, A)
+            self.pooled = _cpu(pooled) if pooled is not None else None
+            self.time_ids = _cpu(ids) if ids is not None else None
 
     def _on_scheduler_step(self, eps, timestep, sample, out) -> None:
         """7c. x_t, the guided ε, ᾱ_t (σ_t) and x_0 of this step, for the whole batch."""
@@ -182,6 +194,9 @@ class Recorder:
         k = len(self.x_t[0])
         embeds = self.embeds  # (B, L, D)
         init = self.init_latents
+        text = k + item if self.guided else item  # the text half's row in a [uncond, text] batch
+        own = lambda x: x[text] if x is not None else None  # noqa: E731
+        neg = lambda x: x[item] if x is not None and self.guided else None  # noqa: E731
         return Trace(
             timesteps=torch.tensor(self.t[:T]),
             alphas_cumprod=torch.tensor(self.alpha_bar[:T]),
@@ -194,8 +209,11 @@ class Recorder:
             x0_pred=pick(self.x0),
             step_coeffs=step_coefficients(latents[:-1], eps, latents[1:]),
             prompt_tokens=prompt_tokens,
-            prompt_embeds=embeds[k + item] if self.guided else embeds[item],
-            negative_embeds=embeds[item] if self.guided else None,
+            prompt_embeds=embeds[text],
+            negative_embeds=neg(embeds),
+            pooled_embeds=own(self.pooled),
+            negative_pooled_embeds=neg(self.pooled),
+            time_ids=own(self.time_ids),
             settings=settings,
             seconds=self.seconds[:T],
             preview_factors=self.factors[0],
@@ -204,6 +222,12 @@ class Recorder:
             previews=list(self.previews[:T]) if item == 0 else [],
             **extra,
         )
+
+
+def denoiser(pipe: Any) -> torch.nn.Module:
+    """The network a pipeline calls once a step: its UNet, or SD3's transformer."""
+    net = getattr(pipe, "unet", None)
+    return net if net is not None else pipe.transformer
 
 
 def _route(module, args, *rest, owner: Recorder) -> None:
@@ -219,12 +243,13 @@ def _route(module, args, *rest, owner: Recorder) -> None:
 
 @contextlib.contextmanager
 def recording(pipe: Any, recorder: Recorder) -> Iterator[Recorder]:
-    """While the block runs, the shared `pipe.unet`'s calls made in this context feed `recorder`.
+    """While the block runs, the shared `pipe.unet`'s (or transformer's) calls made in this
+    context feed `recorder`.
 
     Other threads tracing on the same UNet never see these calls, nor this one theirs. On exit the
     hook is removed and the recorder's scheduler wrappers are dropped, whatever happened.
     """
-    handle = pipe.unet.register_forward_hook(
+    handle = denoiser(pipe).register_forward_hook(
         functools.partial(_route, owner=recorder), with_kwargs=True
     )
     token = _CURRENT.set(recorder)
