@@ -200,9 +200,9 @@ def test_the_tab_draws_the_map_and_the_attention_difference(ctx):
     ]
     assert "PCA map" in fig.layout.title.text and "of the variance" in fig.layout.title.text
     att = out["attention"]
-    assert att.visible and "averaged over each run" in _layout(att)["title"]["text"]
+    assert att.visible and "averaged over the steps" in _layout(att)["title"]["text"]
     titles = [a["text"] for a in _layout(att)["annotations"]]
-    assert titles[0].startswith("red → blue<br>max |Δ|") and len(titles) == 3
+    assert titles[0].startswith("red → blue<br>±") and len(titles) == 3
     # scrubbing rings A's step and B's paired one, and redraws the attention at that step
     again = rescrub(out["state"], 2, ATTENTION_AT[1])
     paths = [t for t in again["map"].data if t.name]
@@ -211,13 +211,24 @@ def test_the_tab_draws_the_map_and_the_attention_difference(ctx):
     assert "at step 2 of A, 2 of B" in _layout(again["attention"])["title"]["text"]
 
 
+def test_only_the_box_of_what_b_changes_is_shown():
+    from explorer.ui.tabs.compare import b_boxes
+
+    shown = [u["visible"] for u in b_boxes("magnitude")]
+    assert shown == [False, False, False, False, True, False]  # B's k; no attention choice
+    assert [u["visible"] for u in b_boxes("prompt")] == [True, False, False, False, False, True]
+
+
 def test_the_tab_compares_magnitudes_and_hides_the_attention(ctx):
+    from explorer.ui.tabs.compare import attention_shown
+
     out = _run(ctx, change="magnitude", magnitude_b=2.0)
     assert (
-        "embedding_scale: “1.0” → “2.0”" in out["status"]
+        "embedding magnitude k: “1.0” → “2.0”" in out["status"]
         and "cosine to A's 1.0000" in (out["status"])
     )
     assert out["attention"].visible is False and len(out["x0_b"]) == 4
+    assert attention_shown(out["state"]).visible is False and attention_shown(None).visible is False
     assert "same run" in _run(ctx, change="magnitude", magnitude_b=1)["status"]
 
 
@@ -269,7 +280,9 @@ def test_the_endpoint_takes_the_new_parameters_by_name(tiny_pipe):
             api_name="/compare_runs",
         )
         status, chart, trajectories, attention, x0_a, x0_b, step, pair = out
-        assert "embedding_scale: “1.0” → “2.0”" in status and len(x0_b) == 3 and len(pair) == 4
+        assert (
+            "embedding magnitude k: “1.0” → “2.0”" in status and len(x0_b) == 3 and len(pair) == 4
+        )
         assert trajectories["type"] == "plotly"
         with pytest.raises(AppError, match="B's magnitude k must be between -3 and 5"):
             client.predict(change="magnitude", magnitude_b=6, api_name="/compare_runs")

@@ -13,8 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-MAX_COLUMNS = 4  # maps in a row; more words wrap to further rows
-ROW_HEIGHT = 190  # px a row of maps (a map, its title)
+MAX_COLUMNS = 3  # maps in a row (legible on a phone); more words wrap to further rows
+ROW_HEIGHT = 170  # px a row of maps (a map, its title)
 
 
 def attention_difference_figure(
@@ -23,7 +23,8 @@ def attention_difference_figure(
     """A row (or rows) of small (h, w) maps, one per word: B's attention minus A's.
 
     One colour scale for every map, symmetric around 0 (red: B attends more there, blue: less),
-    values as shares of the attention (0.5% = 0.005); each map's title gives its largest |Δ|.
+    values as shares of the attention (0.5% = 0.005); each map's title gives its largest |Δ|
+    ("±0.63%"). The colour bar lies under the maps, so they keep the width on a phone.
     """
     n = max(len(diffs), 1)
     cols = min(n, MAX_COLUMNS)
@@ -31,7 +32,7 @@ def attention_difference_figure(
     grids = [np.asarray(d, dtype=np.float64) for d in diffs]  # (h, w) each
     largest = [float(np.abs(g).max()) if g.size else 0.0 for g in grids]
     top = max(largest, default=0.0) or 1e-6  # a flat 0 still gets a scale
-    titles = [f"{label}<br>max |Δ| {m:.2%}" for label, m in zip(labels, largest)]
+    titles = [f"{label}<br>±{m:.2%}" for label, m in zip(labels, largest)]
     fig = make_subplots(
         rows=rows,
         cols=cols,
@@ -57,14 +58,22 @@ def attention_difference_figure(
     fig.update_annotations(font={"size": 12})
     fig.update_layout(
         title={"text": title, "font": {"size": 14}},
-        height=90 + ROW_HEIGHT * rows,
-        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        height=150 + ROW_HEIGHT * rows,
+        margin={"l": 10, "r": 10, "t": 80, "b": 70},
         template="plotly_white",
         coloraxis={
             "colorscale": "RdBu_r",
             "cmin": -top,
             "cmax": top,
-            "colorbar": {"title": "B − A", "tickformat": ".2%", "thickness": 12, "len": 0.9},
+            "colorbar": {
+                "title": {"text": "B − A", "side": "right"},
+                "tickformat": ".1%",
+                "thickness": 12,
+                "orientation": "h",
+                "y": -0.04,
+                "yanchor": "top",
+                "len": 0.9,
+            },
         },
     )
     return fig

@@ -44,6 +44,7 @@ CHANGES = ["prompt", "guidance", "scheduler", "steps", "magnitude"]
 PROMPT_B = "a large red circle on a white background"
 MAGNITUDE = LISTS["magnitude"]  # the range of k, as the magnitude experiment's
 MAP_METHODS = ["pca", "umap"]
+NAMES = {"embedding_scale": "embedding magnitude k"}  # settings as the summary names them
 ATTENTION_AT = ["averaged over the steps", "at the scrubbed step"]
 INTRO = (
     "Two runs from **the same starting noise** (the same seed): run B changes one thing. Their "
@@ -110,7 +111,9 @@ def run_compare(
 
 def summary(cmp: Comparison) -> str:
     """What B changed and where the two runs part ways, in a sentence."""
-    changed = "; ".join(f"{k}: “{va}” → “{vb}”" for k, (va, vb) in cmp.changed.items())
+    changed = "; ".join(
+        f"{NAMES.get(k, k)}: “{va}” → “{vb}”" for k, (va, vb) in cmp.changed.items()
+    )
     if not changed:
         return "A and B are the same run: their distance is 0 at every step."
     d = cmp.latent_distance
@@ -158,9 +161,9 @@ def map_plot(cmp: Comparison, tmap: TrajectoryMap, step: Any):
         for run in (cmp.a, cmp.b)
     ]
     p = tmap.projection
-    shares = f" · the axes hold {p.explained[0]:.0%} and {p.explained[1]:.0%} of the variance"
+    shares = f"the axes hold {p.explained[0]:.0%} and {p.explained[1]:.0%} of the variance"
     note = p.note or (shares if p.explained else "")
-    title = f"A and B on one {p.method.upper()} map: x_t at each step, then the final latent"
+    title = f"A and B on one {p.method.upper()} map<br><sup>x_t at each step, then the end</sup>"
     return map_figure(
         tmap.labels, tmap.paths, title, hover=hover, highlight=[i, cmp.pairs[i]], note=note
     )
@@ -173,11 +176,11 @@ def attention_plot(cmp: Comparison, step: Any, at: str):
     i = _index(cmp, step) if at == ATTENTION_AT[1] else None
     diffs = attention_difference(cmp.a, cmp.b, cmp.pairs, i)
     when = (
-        "averaged over each run's steps"
-        if i is None
-        else f"at step {i + 1} of A, {cmp.pairs[i] + 1} of B"
+        "averaged over the steps" if i is None else f"at step {i + 1} of A, {cmp.pairs[i] + 1} of B"
     )
-    title = f"Where each word's attention moved: B − A, {when}<br><sup>red: B attends more</sup>"
+    title = (
+        f"Each word's attention, B − A<br><sup>{when}; red: B attends more there, blue: less</sup>"
+    )
     figure = attention_difference_figure([d.label for d in diffs], [d.diff for d in diffs], title)
     return gr.Plot(figure, visible=True)
 
@@ -198,6 +201,19 @@ def rescrub(state, step, at=ATTENTION_AT[0]) -> dict[str, Any]:
     return at_step(state, step, at)
 
 
+def b_boxes(change: str) -> list[dict]:
+    """Only the box of what B changes is shown, and the attention choice for a prompt pair."""
+    return [gr.update(visible=change == c) for c in CHANGES] + [
+        gr.update(visible=change == "prompt")
+    ]
+
+
+def attention_shown(state) -> gr.Column:
+    """The attention difference's column, shown when the runs have attention maps."""
+    cmp = state["cmp"] if state else None
+    return gr.Column(visible=cmp is not None and cmp.a.attention is not None)
+
+
 def create_tab(ctx: AppContext) -> None:
     """Build the Compare tab inside an open gr.Blocks."""
     explain(INTRO)
@@ -210,17 +226,23 @@ def create_tab(ctx: AppContext) -> None:
                 inputs += [control_input(n, elem_id=f"cmp-{n}") for n in ("guidance", "scheduler")]
         with gr.Column(scale=2, min_width=300):
             change = gr.Radio(CHANGES, value="prompt", label="Run B changes", elem_id="cmp-change")
+            hidden = dict(visible=False)  # until "Run B changes" picks it (`b_boxes`)
             b_values = [
-                gr.Textbox(label="B's prompt", value=PROMPT_B),
-                control_input("guidance", label="B's guidance", value=3.0, elem_id="cmp-b-g"),
-                control_input("scheduler", label="B's scheduler", value="euler", elem_id="cmp-b-s"),
-                control_input("steps", label="B's steps", value=10, elem_id="cmp-b-n"),
+                gr.Textbox(label="B's prompt", value=PROMPT_B, elem_id="cmp-b-p"),
+                control_input(
+                    "guidance", label="B's guidance", value=3.0, elem_id="cmp-b-g", **hidden
+                ),
+                control_input(
+                    "scheduler", label="B's scheduler", value="euler", elem_id="cmp-b-s", **hidden
+                ),
+                control_input("steps", label="B's steps", value=10, elem_id="cmp-b-n", **hidden),
                 gr.Number(
                     value=2.0,
                     label="B's magnitude k",
                     info=f"B's prompt embedding times k ({MAGNITUDE['lo']:g} to "
                     f"{MAGNITUDE['hi']:g}); A's is the plain one, k = 1.",
                     elem_id="cmp-b-k",
+                    **hidden,
                 ),
             ]
             with gr.Row():
@@ -228,6 +250,9 @@ def create_tab(ctx: AppContext) -> None:
                     gr.Radio(MAP_METHODS, value="pca", label="Map", elem_id="cmp-map-method"),
                     gr.Radio(ATTENTION_AT, value=ATTENTION_AT[0], label="Attention difference"),
                 ]
+            change.change(
+                b_boxes, change, [*b_values, views[1]], queue=False, api_visibility="private"
+            )
             run = gr.Button("Run A and B", variant="primary", elem_id="cmp-run")
     status = gr.Markdown()
     with until_run("Press Run A and B: both runs, step by step, and where they part.") as later:
@@ -237,7 +262,7 @@ def create_tab(ctx: AppContext) -> None:
         with gr.Row():
             with gr.Column(min_width=320):
                 trajectories = gr.Plot(label="both runs on one map", elem_id="cmp-map")
-            with gr.Column(min_width=320):
+            with gr.Column(min_width=320) as attention_box:
                 attention = gr.Plot(label="attention: B − A", elem_id="cmp-attention")
         x0_a = pixel_gallery("Run A: the predicted image at each step")
         x0_b = pixel_gallery("Run B: the predicted image at each step")
@@ -262,6 +287,8 @@ def create_tab(ctx: AppContext) -> None:
         concurrency_limit=RUN_CONCURRENCY,
         concurrency_id="run",
         show_progress_on=[status],
+    ).then(  # no attention maps (B did not change the prompt): the map takes the whole row
+        attention_shown, state, attention_box, queue=False, api_visibility="private"
     )
     scrubbed = dict(pair=pictures, map=trajectories, attention=attention)
     for event in (step.input, views[1].input):
