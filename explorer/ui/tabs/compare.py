@@ -214,6 +214,34 @@ def attention_shown(state) -> gr.Column:
     return gr.Column(visible=cmp is not None and cmp.a.attention is not None)
 
 
+def b_inputs() -> tuple[list, list]:
+    """B's value of each change (only the picked one shown, `b_boxes`), and the view choices:
+    the map's method and where the attention difference is taken."""
+    hidden = dict(visible=False)  # until "Run B changes" picks it
+    b_values = [
+        gr.Textbox(label="B's prompt", value=PROMPT_B, elem_id="cmp-b-p"),
+        control_input("guidance", label="B's guidance", value=3.0, elem_id="cmp-b-g", **hidden),
+        control_input(
+            "scheduler", label="B's scheduler", value="euler", elem_id="cmp-b-s", **hidden
+        ),
+        control_input("steps", label="B's steps", value=10, elem_id="cmp-b-n", **hidden),
+        gr.Number(
+            value=2.0,
+            label="B's magnitude k",
+            info=f"B's prompt embedding times k ({MAGNITUDE['lo']:g} to "
+            f"{MAGNITUDE['hi']:g}); A's is the plain one, k = 1.",
+            elem_id="cmp-b-k",
+            **hidden,
+        ),
+    ]
+    with gr.Row():
+        views = [
+            gr.Radio(MAP_METHODS, value="pca", label="Map", elem_id="cmp-map-method"),
+            gr.Radio(ATTENTION_AT, value=ATTENTION_AT[0], label="Attention difference"),
+        ]
+    return b_values, views
+
+
 def create_tab(ctx: AppContext) -> None:
     """Build the Compare tab inside an open gr.Blocks."""
     explain(INTRO)
@@ -226,30 +254,7 @@ def create_tab(ctx: AppContext) -> None:
                 inputs += [control_input(n, elem_id=f"cmp-{n}") for n in ("guidance", "scheduler")]
         with gr.Column(scale=2, min_width=300):
             change = gr.Radio(CHANGES, value="prompt", label="Run B changes", elem_id="cmp-change")
-            hidden = dict(visible=False)  # until "Run B changes" picks it (`b_boxes`)
-            b_values = [
-                gr.Textbox(label="B's prompt", value=PROMPT_B, elem_id="cmp-b-p"),
-                control_input(
-                    "guidance", label="B's guidance", value=3.0, elem_id="cmp-b-g", **hidden
-                ),
-                control_input(
-                    "scheduler", label="B's scheduler", value="euler", elem_id="cmp-b-s", **hidden
-                ),
-                control_input("steps", label="B's steps", value=10, elem_id="cmp-b-n", **hidden),
-                gr.Number(
-                    value=2.0,
-                    label="B's magnitude k",
-                    info=f"B's prompt embedding times k ({MAGNITUDE['lo']:g} to "
-                    f"{MAGNITUDE['hi']:g}); A's is the plain one, k = 1.",
-                    elem_id="cmp-b-k",
-                    **hidden,
-                ),
-            ]
-            with gr.Row():
-                views = [
-                    gr.Radio(MAP_METHODS, value="pca", label="Map", elem_id="cmp-map-method"),
-                    gr.Radio(ATTENTION_AT, value=ATTENTION_AT[0], label="Attention difference"),
-                ]
+            b_values, views = b_inputs()
             change.change(
                 b_boxes, change, [*b_values, views[1]], queue=False, api_visibility="private"
             )
