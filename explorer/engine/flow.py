@@ -129,24 +129,38 @@ class FlowRecorder(Recorder):
 
         sched.set_timesteps, sched.step = wrapped_set_timesteps, wrapped_step
 
+    def unet_hook(self, module, args, kwargs, output) -> None:
+        """7b. As the epsilon recorder; the (uncond, text) halves it splits are velocities."""
+        super().unet_hook(module, args, kwargs, output)
+        if self.guided:  # `uncond` and `text` will hold their implied noise (`_derive`)
+            self.v_uncond.append(self.uncond.pop())
+            self.v_text.append(self.text.pop())
+
     def _on_flow_step(self, v, timestep, sample, sigma: float) -> None:
-        """7c. x_t, v, σ_t, t, x_0 = x_t − σ·v and ε = x_t + (1 − σ)·v, for the whole batch."""
-        x_t, v = _cpu(sample), _cpu(v)  # (K, C, h, w) each
-        s = torch.tensor(sigma)
-        self.x_t.append(x_t)
-        self.v.append(v)
+        """7c. x_t, v, σ_t and t of this step for the whole batch: only copies, so the loop
+        waits for nothing; x_0 and ε follow from them when a record is built (`_derive`)."""
+        self.x_t.append(_cpu(sample))  # (K, C, h, w)
+        self.v.append(_cpu(v))  # (K, C, h, w)
         self.t.append(float(timestep))
         self.sigma.append(sigma)
-        self.alpha_bar.append(float(equivalent_alpha_bar(s)))
-        self.eps.append(noise_from_velocity(x_t, v, s))
-        self.x0.append(x0_from_velocity(x_t, v, s))
-        if self.guided:  # the hook kept the raw halves: velocities; the record's noise is ε
-            self.v_uncond.append(self.uncond[-1])
-            self.v_text.append(self.text[-1])
-            self.uncond[-1] = noise_from_velocity(x_t, self.uncond[-1], s)
-            self.text[-1] = noise_from_velocity(x_t, self.text[-1], s)
+        self.alpha_bar.append(float(equivalent_alpha_bar(torch.tensor(sigma))))
         if self.preview:
+            self._derive()
             self.previews += dec.linear_preview(self.x0[-1][:1], *self.factors, self.preview)
+
+    def _derive(self) -> None:
+        """x_0 = x_t − σ·v and ε = x_t + (1 − σ)·v (and ε of both halves with guidance) for the
+        steps recorded since the last call, all at once."""
+        done, n = len(self.x0), len(self.v)
+        if done == n:
+            return
+        x_t, v = torch.stack(self.x_t[done:n]), torch.stack(self.v[done:n])  # (n, K, C, h, w)
+        s = torch.tensor(self.sigma[done:n]).view(-1, 1, 1, 1, 1)  # (n, 1, 1, 1, 1)
+        self.x0 += x0_from_velocity(x_t, v, s).unbind()
+        self.eps += noise_from_velocity(x_t, v, s).unbind()
+        if self.guided:
+            for raw, out in ((self.v_uncond, self.uncond), (self.v_text, self.text)):
+                out += noise_from_velocity(x_t, torch.stack(raw[done:n]), s).unbind()
 
     def on_step_end(self, latents: torch.Tensor) -> None:
         """7d. x_next, the step's time; the next step's clock starts now."""
@@ -155,6 +169,7 @@ class FlowRecorder(Recorder):
 
     def build(self, prompt_tokens: list[str], settings: dict, item: int = 0, **extra) -> Trace:
         """Item `item` of the record as a flow Trace: the epsilon fields plus the velocities."""
+        self._derive()
         T = len(self.after)
         pick = lambda xs: torch.stack([x[item] for x in xs[:T]]) if xs else None  # noqa: E731
         flow = {"velocity": pick(self.v)}
