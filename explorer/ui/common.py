@@ -61,6 +61,15 @@ CSS = """
 .arch-box b { display: block; font-size: 0.95em; }
 .arch-box code { font-size: 0.8em; }
 .arch-arrow { align-self: center; font-size: 1.2em; opacity: 0.6; }
+/* the tour's progress: one dot a stop */
+.tour-dots { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin: 6px 0; }
+.tour-dot { width: 12px; height: 12px; border-radius: 50%;
+  border: 2px solid var(--color-accent); background: transparent; }
+.tour-dot.done { background: var(--color-accent); opacity: 0.45; }
+.tour-dot.now { background: var(--color-accent); transform: scale(1.3); }
+.tour-dots b { margin-left: 8px; font-size: 0.95em; }
+#tour-gallery .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(128px, 1fr)) !important; }
 """
 
 MAX_FILE_SIZE = "200mb"  # largest upload (a saved run); runzip checks more finely
@@ -82,6 +91,11 @@ class AppContext:
     options: dict[str, Any] = field(default_factory=dict)
     fixed_size: int | None = None  # the one image size the model makes (Mini: 64); None: any
     embedded: str | None = None  # "mini-shapes" or "mini-things" for an embedded model
+    # What a tab lets other tabs fill: links[tab] = {"components": {name: component}, and
+    # optionally "show": trace -> {name: value}} (the Tour's "open in its tab"); `late` holds
+    # wiring to run once every tab exists, given the page's gr.Tabs.
+    links: dict[str, dict] = field(default_factory=dict)
+    late: list[Callable] = field(default_factory=list)
 
     def pipe(self) -> Any:
         """The pipeline (loaded on first use, then cached by the loader)."""

@@ -18,6 +18,7 @@ from explorer.ui.limits import visitor_limits
 from explorer.ui.tabs.sketch import CANVAS_JS
 
 TABS = [
+    "explorer.ui.tabs.tour",
     "explorer.ui.tabs.generate",
     "explorer.ui.tabs.experiments",
     "explorer.ui.tabs.compare",
@@ -56,10 +57,12 @@ def build_demo(ctx: AppContext, tabs: list[str] | None = None) -> gr.Blocks:
                 )
         with gr.Accordion("Limits of this app", open=False, elem_id="limits"):
             gr.Markdown(visitor_limits(ctx.fixed_size, ctx.model_name))
-        with gr.Tabs():
+        with gr.Tabs() as page_tabs:
             for module in tab_modules(tabs):
                 with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
                     module.create_tab(ctx)
+        while ctx.late:  # wiring between tabs, once they all exist (the Tour's links)
+            ctx.late.pop(0)(page_tabs)
     demo.queue(default_concurrency_limit=RUN_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 

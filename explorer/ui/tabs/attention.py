@@ -183,6 +183,7 @@ def create_tab(ctx: AppContext) -> None:
         words = pixel_gallery("Every word's map", columns=8)
     later.reveal_on(run_btn)
     views = dict(final=final, x0=x0, words=words, numbers=numbers)
+    ctx.links["attention"] = {"components": dict(prompt=inputs[0], seed=inputs[2])}
     outputs = dict(**views, token=token, step=step, state=gr.State(None))
     run_btn.click(
         bind(run_attention, ctx, outputs=outputs),

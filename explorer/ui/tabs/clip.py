@@ -177,9 +177,10 @@ AREAS = [
 def create_tab(ctx: AppContext) -> None:
     """Build the CLIP & embeddings tab inside an open gr.Blocks."""
     explain(INTRO)
-    with gr.Tabs():
+    with gr.Tabs() as sub_tabs:
         areas = [(layout(), fn, api, limit) for layout, fn, api, limit in AREAS]
         map_inputs, map_run, map_outputs = _maps_tab()
+    ctx.links["clip"] = {"components": dict(tabs=sub_tabs)}  # the Tour's "open in its tab"
     for (inputs, run, outputs), fn, api_name, (limit, group) in areas:
         run.click(
             bind(fn, ctx),

@@ -141,8 +141,9 @@ def create_tab(ctx: AppContext) -> StepViews:
     """Build the Experiments tab inside an open gr.Blocks; returns its step views."""
     explain(INTRO)
     base = _settings_inputs()
-    with gr.Tabs():
+    with gr.Tabs() as sub_tabs:
         panels = {key: panel(key, kinds, note) for key, (kinds, note) in PANELS.items()}
+    ctx.links["experiments"] = {"components": dict(prompt=base[0], seed=base[2], tabs=sub_tabs)}
     views = StepViews.build(VIEWS_PREFIX)
     flags = StopFlags()
     events = []

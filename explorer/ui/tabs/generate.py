@@ -198,6 +198,16 @@ def open_run(ctx: AppContext, upload: str | None) -> dict:
     return {"image": trace.image, "status": note, **run_values(view)}
 
 
+def show_run(trace: Trace) -> dict:
+    """A finished run (the Tour's) in every view, decoded by its VAE (call inside `run_engine`)."""
+    s = trace.settings
+    note = (
+        f"The tour's run: “{s['prompt']}”, seed {s['seed']}, {count(trace.num_steps)}, "
+        f"{s['scheduler']}, guidance {s['guidance']:g}."
+    )
+    return {"image": trace.image, "status": note, **run_values(RunView.of(trace))}
+
+
 # ---- layout and wiring ------------------------------------------------------------------------
 
 
@@ -267,6 +277,10 @@ def create_tab(ctx: AppContext) -> StepViews:
     views = StepViews.build()
     wire_lean_api(ctx, inputs, views.state)  # /generate: image, status, numbers
     outputs = {**{n: r[n] for n in OUTPUTS}, **views.components}
+    ctx.links["generate"] = {  # the Tour opens its run here, in every view
+        "components": {**outputs, "prompt": c["prompt"], "seed": c["seed"]},
+        "show": show_run,
+    }
     picked = dict(
         fn=bind(pick_seed),
         inputs=[c["seed"], c["randomize"]],

@@ -207,6 +207,7 @@ def create_tab(ctx: AppContext) -> StepViews:
             )
             final = pixel_image("Final image", height=200, elem_id="sketch-final")
             status = gr.Markdown("Draw something and press Run.", elem_id="sketch-status")
+    ctx.links["sketch"] = {"components": dict(prompt=c["prompt"], seed=c["seed"])}  # the Tour
     with until_run("A strength sweep shows here: the same sketch at several strengths.") as later:
         sweep = pixel_gallery("Strength sweep: click a picture to open its run below", columns=5)
     later.reveal_on(c["sweep_run"])
