@@ -286,3 +286,26 @@ def test_the_endpoint_takes_the_new_parameters_by_name(tiny_pipe):
         assert trajectories["type"] == "plotly"
         with pytest.raises(AppError, match="B's magnitude k must be between -3 and 5"):
             client.predict(change="magnitude", magnitude_b=6, api_name="/compare_runs")
+
+
+def test_the_attention_chart_shares_one_symmetric_scale_and_wraps_rows():
+    from explorer.charts.compare import attention_difference_figure
+
+    diffs = [np.full((2, 3), v) for v in (0.01, -0.03, 0.0, 0.02, 0.005)]
+    fig = attention_difference_figure(list("abcde"), diffs, "t")
+    assert len(fig.data) == 5 and {t.coloraxis for t in fig.data} == {"coloraxis"}
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (-0.03, 0.03)
+    assert [a.text for a in fig.layout.annotations][:2] == ["a<br>±1.00%", "b<br>±3.00%"]
+    assert fig.data[4].xaxis == "x5" and fig.layout.yaxis5.domain[1] < fig.layout.yaxis.domain[0]
+    flat = attention_difference_figure(["a"], [np.zeros((2, 2))], "t")  # all 0: still a scale
+    assert flat.layout.coloraxis.cmax > 0
+
+
+def test_the_map_rings_each_runs_own_step():
+    from explorer.charts.embeddings import map_figure
+
+    paths = [np.arange(8.0).reshape(4, 2), -np.arange(6.0).reshape(3, 2)]
+    fig = map_figure(["A", "B"], paths, "t", highlight=[3, 0])
+    rings = [(t.x[0], t.y[0]) for t in fig.data if not t.name]
+    assert rings == [(6.0, 7.0), (-0.0, -1.0)]
+    assert len([t for t in map_figure(["A", "B"], paths, "t", highlight=2).data if not t.name]) == 2
