@@ -1,7 +1,8 @@
 """The Tour tab: one live run, walked through the thirteen questions one stop at a time.
 
 Events (api names in brackets):
-  Start the tour -> one traced run of the prompt (with attention maps), stop 1 [/tour_start]
+  Start the tour -> one traced run of the prompt (with attention maps), stop 1 (the API has
+                  `explorer.studies.tour.start` instead: a tour is a walk on the page)
   Back / Next    -> the previous / next stop; a stop's extra runs are made on its first visit
   Reveal         -> the answer of the stop's question, computed from the run
   Open in its tab -> the full view with this run loaded (Generate's step views get the run
@@ -280,7 +281,7 @@ def create_tab(ctx: AppContext) -> None:
         concurrency_limit=RUN_CONCURRENCY, concurrency_id="run", show_progress_on=[c["text"]]
     )
     go.click(bind(start_tour, ctx, outputs=outputs), [prompt, seed], list(outputs.values()),
-             api_name="tour_start", **common)  # fmt: skip
+             api_visibility="private", **common)  # fmt: skip
     for button, delta in ((c["back"], -1), (c["next"], 1)):
         button.click(bind(move, ctx, delta, outputs=outputs), [c["state"], c["index"]],
                      list(outputs.values()), api_visibility="private", **common)  # fmt: skip
