@@ -11,6 +11,7 @@ from PIL import Image
 from trace_checks import assert_left_alone, assert_threads_match_serial
 
 from explorer.engine import flow
+from explorer.engine.attention_taps import layer_map
 from explorer.engine.capture import trace
 from explorer.engine.kinds import T5_ABSENT
 from explorer.engine.tiny_flow import tiny_sd3_pipe
@@ -158,9 +159,32 @@ def test_vae_decode_matches_final_image(sd3):
         ({"scheduler": "ddim"}, "samples with flow_euler"),
         ({"spacing": "trailing"}, "no timestep spacing"),
         ({"image": Image.new("RGB", (64, 64))}, "img2img traces SD 1.x/2.x"),
-        ({"attention": True}, "SD3 has none"),
     ],
 )
 def test_bad_input_is_a_clear_error(sd3, kwargs, match):
     with pytest.raises(ValueError, match=match):
         trace(sd3, PROMPT, steps=2, **kwargs)
+
+
+def test_joint_attention_maps_leave_the_image_alone(sd3):
+    t = trace(sd3, PROMPT, steps=3, guidance=4.0, attention=True)
+    ref = plain(sd3, num_inference_steps=3, guidance_scale=4.0)
+    assert np.array_equal(np.asarray(t.image), np.asarray(ref))
+    assert t.attention.shape == (77 + 256, 3, 8, 8) and t.attention.min() >= 0
+    assert torch.all(t.attention.sum(0) <= 1 + 1e-5)  # the rest went to image tokens
+    blocks = sd3.transformer.transformer_blocks
+    assert all(type(b.attn.processor).__name__ == "JointAttnProcessor2_0" for b in blocks)
+    # only the text half of the guided batch counts: step 0 (same x_t, same text) as unguided
+    alone = trace(sd3, PROMPT, steps=3, guidance=1.0, attention=True)
+    torch.testing.assert_close(t.attention[:, 0], alone.attention[:, 0], atol=1e-6, rtol=0)
+
+
+def test_joint_text_share_is_the_joint_softmax_at_the_text_keys(sd3):
+    attn = sd3.transformer.transformer_blocks[0].attn
+    heads, d = attn.heads, attn.inner_dim // attn.heads
+    image, text = torch.randn(1, 16, 32), torch.randn(1, 333, 32)  # (B, N, dim), (B, L, dim)
+    split = lambda x: x.view(1, -1, heads, d).transpose(1, 2)  # noqa: E731  (B, H, n, d)
+    keys = torch.cat([split(attn.to_k(image)), split(attn.add_k_proj(text))], dim=2)
+    probs = (split(attn.to_q(image)) @ keys.transpose(-1, -2) / d**0.5).softmax(-1)
+    want = probs[..., 16:].mean(dim=(0, 1)).T  # (L, N): image queries on the text keys
+    torch.testing.assert_close(layer_map(attn, image, text, guided=False), want)

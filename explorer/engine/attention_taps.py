@@ -14,6 +14,11 @@ Per layer and step the tap recomputes the attention probabilities of the text-co
 of the batch the way `AttnProcessor` does (`attn.get_attention_scores`), averages the heads,
 upsamples the (h_l, w_l) map bilinearly to the latent grid (h, w) and adds it to the step's sum:
 memory stays L × T × h × w, never per head or per layer.
+
+SD3's transformer has no cross-attention: each block's `attn` is joint, image and text tokens in
+one softmax (`JointAttnProcessor2_0`). Its tap takes the image queries' row of that softmax at
+the text keys, head by head: how much of a position's attention goes to each token (the rest goes
+to image tokens, so there the L maps of a position sum to less than 1).
 """
 
 from __future__ import annotations
@@ -69,12 +74,18 @@ def maps_as_outputs(guided: bool) -> Iterator[list[torch.Tensor]]:
 
 
 def cross_attention_layers(unet: torch.nn.Module) -> dict[str, Any]:
-    """The UNet's cross-attention modules (`...attn2`, attending to the text), by name."""
+    """The modules attending to the text, by name: a UNet's cross-attention (`...attn2`), or an
+    SD3 transformer's joint attention (`...attn`, with projections for the text tokens)."""
     return {
         name: m
         for name, m in unet.named_modules()
-        if name.endswith("attn2") and getattr(m, "is_cross_attention", False)
+        if (name.endswith("attn2") and getattr(m, "is_cross_attention", False)) or _joint(m, name)
     }
+
+
+def _joint(module: Any, name: str) -> bool:
+    """An SD3 joint-attention module: `...attn` with key projections for the text tokens."""
+    return name.endswith(".attn") and getattr(module, "add_k_proj", None) is not None
 
 
 class _Collector:
@@ -120,8 +131,34 @@ def layer_map(attn: Any, hidden_states: torch.Tensor, context: torch.Tensor, gui
     `guided`: the batch is [uncond, text] (classifier-free guidance); only the text half counts."""
     if guided:
         hidden_states, context = hidden_states.chunk(2)[1], context.chunk(2)[1]
+    if getattr(attn, "add_k_proj", None) is not None:
+        return _joint_text_share(attn, hidden_states, context)  # (L, N)
     probs = _probabilities(attn, hidden_states, context)  # (B, heads, N, L)
     return probs.mean(dim=(0, 1)).T  # (L, N)
+
+
+def _joint_text_share(attn: Any, hidden_states: torch.Tensor, context: torch.Tensor):
+    """Joint attention's image-query rows at the text keys, as `JointAttnProcessor2_0` computes
+    the softmax over [image keys, text keys], averaged over batch and heads: (L, N)."""
+    b, n = hidden_states.shape[:2]
+
+    def heads(x: torch.Tensor) -> torch.Tensor:  # (B, n, H·d) -> (B, H, n, d)
+        return x.view(b, -1, attn.heads, x.shape[-1] // attn.heads).transpose(1, 2)
+
+    query, key = heads(attn.to_q(hidden_states)), heads(attn.to_k(hidden_states))
+    text_key = heads(attn.add_k_proj(context))  # (B, H, L, d)
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    if attn.norm_added_k is not None:
+        text_key = attn.norm_added_k(text_key)
+    keys = torch.cat([key, text_key], dim=2)  # (B, H, N + L, d)
+    total = 0
+    for h in range(attn.heads):  # one head at a time: memory N × (N + L), not H times that
+        logits = query[:, h] @ keys[:, h].transpose(-1, -2) * query.shape[-1] ** -0.5
+        total = total + logits.softmax(-1)[..., n:].mean(0)  # (N, L)
+    return (total / attn.heads).T  # (L, N)
 
 
 def _probabilities(attn: Any, hidden_states: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -216,7 +253,7 @@ def _route(module, args, *rest, owner: _Collector) -> None:
     `rest` is (kwargs,), or () during another thread's hook removal (see
     `explorer.engine.capture`)."""
     if _CURRENT.get() is owner and rest:
-        sample = args[0] if args else rest[0].get("sample")
+        sample = args[0] if args else rest[0].get("sample", rest[0].get("hidden_states"))
         if sample is not None:
             owner.begin_step(sample)
 

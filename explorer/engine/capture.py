@@ -153,7 +153,7 @@ def trace(
     # 5. Run the real pipeline with the UNet hook (and attention taps) in place
     sizes = {"height": height, "width": width}
     call = {"image": image, "strength": strength} if image is not None else sizes
-    maps = capture_attention(pipe.unet, guided) if attention else contextlib.nullcontext()
+    maps = capture_attention(denoiser(pipe), guided) if attention else contextlib.nullcontext()
     with threads.tracked(), recording(pipe, rec), maps as collector:
         result = run(
             prompt,

@@ -71,15 +71,13 @@ def private_pipeline(
 def check_supported(
     pipe: Any, img2img: bool, spacing: str | None = None, attention: bool = False
 ) -> None:
-    """`ValueError` for what a kind cannot do: img2img beyond SD 1.x/2.x; spacing or attention
-    maps for a flow model (its shift places the steps; SD3 has no UNet cross-attention)."""
+    """`ValueError` for what a kind cannot do: img2img beyond SD 1.x/2.x; timestep spacing for a
+    flow model (its shift places the steps)."""
     which = kind(pipe)
     if img2img and which != "sd":
         raise ValueError(f"img2img traces SD 1.x/2.x pipelines only, not {type(pipe).__name__}")
     if which == "flow" and spacing is not None:
         raise ValueError("a flow schedule has no timestep spacing: its shift places the steps")
-    if which == "flow" and attention:
-        raise ValueError("attention maps are taken from UNet cross-attention; SD3 has none")
 
 
 def shallow_copy(pipe: Any, scheduler: Any) -> Any:
@@ -147,6 +145,7 @@ def kind_settings(pipe: Any) -> dict:
         out["clip_tokens"] = int(pipe.tokenizer_max_length)
         out["t5"] = pipe.text_encoder_3 is not None
         out["t5_tokens"] = t5_length(pipe)
+        out["attention_maps"] = "joint: each position's share of attention on each text token"
     return out
 
 
