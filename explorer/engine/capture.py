@@ -60,7 +60,7 @@ from explorer.engine.tracefile import Trace
 def run_settings(pipe: Any, run: Any, scheduler: str, steps: int, guidance: float) -> dict:
     """The settings every trace records about the model, the scheduler and the libraries."""
     fresh = run.scheduler
-    net = denoiser(pipe)
+    param = next(denoiser(pipe).parameters())  # its device and dtype, without a module walk
     return {
         "steps": steps,
         "guidance": float(guidance),
@@ -71,8 +71,8 @@ def run_settings(pipe: Any, run: Any, scheduler: str, steps: int, guidance: floa
         "scheduler_config": _jsonable(dict(fresh.config)),
         "prediction_type": fresh.config.get("prediction_type", "epsilon"),
         "vae_scale_factor": int(run.vae_scale_factor),
-        "device": str(net.device),
-        "dtype": str(net.dtype),
+        "device": str(param.device),
+        "dtype": str(param.dtype),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -60,7 +60,7 @@ def euler_step(
     return x_t + (sigma_next - sigma) * v
 
 
-def equivalent_alpha_bar(sigma: torch.Tensor) -> torch.Tensor:
+def equivalent_alpha_bar(sigma: torch.Tensor | float) -> torch.Tensor | float:
     """The ᾱ of the epsilon parametrisation with the same SNR (1 − σ)²/σ² as flow's σ."""
     signal, noise = (1 - sigma) ** 2, sigma**2
     return signal / (signal + noise)
@@ -106,6 +106,7 @@ class FlowRecorder(Recorder):
     def __init__(self, scheduler: Any, guided: bool, factors: tuple, preview: int = 0) -> None:
         self.v, self.v_uncond, self.v_text = [], [], []  # (K, C, h, w) each
         super().__init__(scheduler, guided, factors, preview)
+        self.x_in = self.x_t  # SD3 feeds the transformer x_t as it is: one list, one copy
         self.sigma_space = True  # σ_t is recorded (flow's σ, not the Karras σ of Euler/LMS)
         self.prediction_type = PREDICTION
         self.x0_sources.add("formula")
@@ -130,11 +131,16 @@ class FlowRecorder(Recorder):
         sched.set_timesteps, sched.step = wrapped_set_timesteps, wrapped_step
 
     def unet_hook(self, module, args, kwargs, output) -> None:
-        """7b. As the epsilon recorder; the (uncond, text) halves it splits are velocities."""
-        super().unet_hook(module, args, kwargs, output)
-        if self.guided:  # `uncond` and `text` will hold their implied noise (`_derive`)
-            self.v_uncond.append(self.uncond.pop())
-            self.v_text.append(self.text.pop())
+        """7b. The transformer's raw output split into its (uncond, text) velocities with
+        guidance (`uncond` and `text` will hold their implied noise: `_derive`), and the text
+        conditioning of the first call. Its input is x_t, recorded at the step."""
+        if self.guided:
+            out = output[0] if isinstance(output, tuple) else output.sample  # (2K, C, h, w)
+            uncond, text = _cpu(out).chunk(2)  # (K, C, h, w) each, views of one copy
+            self.v_uncond.append(uncond)
+            self.v_text.append(text)
+        if self.embeds is None:
+            self.conditioning(kwargs)
 
     def _on_flow_step(self, v, timestep, sample, sigma: float) -> None:
         """7c. x_t, v, σ_t and t of this step for the whole batch: only copies, so the loop
@@ -143,7 +149,7 @@ class FlowRecorder(Recorder):
         self.v.append(_cpu(v))  # (K, C, h, w)
         self.t.append(float(timestep))
         self.sigma.append(sigma)
-        self.alpha_bar.append(float(equivalent_alpha_bar(torch.tensor(sigma))))
+        self.alpha_bar.append(equivalent_alpha_bar(sigma))  # a float from a float
         if self.preview:
             self._derive()
             self.previews += dec.linear_preview(self.x0[-1][:1], *self.factors, self.preview)

@@ -18,6 +18,7 @@ settings add.
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from typing import Any
 
@@ -129,7 +130,13 @@ def prompt_tokens(pipe: Any, prompt: str) -> list[str]:
 
 def t5_length(pipe: Any) -> int:
     """T5's sequence length in a plain `pipe(prompt)` call (the `max_sequence_length` default)."""
-    return int(inspect.signature(type(pipe).__call__).parameters["max_sequence_length"].default)
+    return _call_default(type(pipe), "max_sequence_length")
+
+
+@functools.cache
+def _call_default(cls: type, name: str) -> Any:
+    """The default of argument `name` of `cls.__call__` (read once per class)."""
+    return inspect.signature(cls.__call__).parameters[name].default
 
 
 def kind_settings(pipe: Any) -> dict:

@@ -145,13 +145,17 @@ class Recorder:
             self.uncond.append(_cpu(uncond))
             self.text.append(_cpu(text))
         if self.embeds is None:
-            states = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
-            self.embeds = _cpu(states)  # (B, L, D)
-            added = kwargs.get("added_cond_kwargs") or {}  # SDXL: text_embeds, time_ids
-            pooled = kwargs.get("pooled_projections", added.get("text_embeds"))  # (B, P)
-            ids = added.get("time_ids")  # (B, A)
-            self.pooled = _cpu(pooled) if pooled is not None else None
-            self.time_ids = _cpu(ids) if ids is not None else None
+            self.conditioning(kwargs, args)
+
+    def conditioning(self, kwargs: dict, args: tuple = ()) -> None:
+        """7b, first call: the text sequence, and the pooled vector and time ids if any."""
+        states = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+        self.embeds = _cpu(states)  # (B, L, D)
+        added = kwargs.get("added_cond_kwargs") or {}  # SDXL: text_embeds, time_ids
+        pooled = kwargs.get("pooled_projections", added.get("text_embeds"))  # (B, P)
+        ids = added.get("time_ids")  # (B, A)
+        self.pooled = _cpu(pooled) if pooled is not None else None
+        self.time_ids = _cpu(ids) if ids is not None else None
 
     def _on_scheduler_step(self, eps, timestep, sample, out) -> None:
         """7c. x_t, the guided ε, ᾱ_t (σ_t) and x_0 of this step, for the whole batch."""
