@@ -210,6 +210,14 @@ def preview_factors_for(pipe: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.full((channels, 3), 1.0 / math.sqrt(channels)), torch.zeros(3)
 
 
+def is_neutral_preview(factors: torch.Tensor, bias: torch.Tensor | None = None) -> bool:
+    """Whether (C, 3) preview factors are `preview_factors_for`'s grey fallback (every channel
+    weighted alike on every colour, no offset): a latent with no fitted colour map."""
+    f = factors.float()
+    flat = bias is None or bool((bias.float() == 0).all())
+    return flat and bool(torch.allclose(f, f.flatten()[0].expand_as(f)))
+
+
 def step_index(steps: int | list[int] | None, n: int, what: str) -> list[int]:
     """The entries `steps` picks of a tensor with `n` (None: all); ValueError naming bad ones."""
     if steps is None:

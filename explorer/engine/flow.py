@@ -60,6 +60,16 @@ def euler_step(
     return x_t + (sigma_next - sigma) * v
 
 
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    """The forward process of rectified flow: x_t = σ·ε + (1 − σ)·x_0."""
+    return sigma * noise + (1 - sigma) * x0
+
+
+def is_flow_pipeline(pipe: Any) -> bool:
+    """Whether `pipe` samples with a rectified-flow scheduler (FlowMatchEulerDiscreteScheduler)."""
+    return isinstance(getattr(pipe, "scheduler", None), FlowMatchEulerDiscreteScheduler)
+
+
 def equivalent_alpha_bar(sigma: torch.Tensor | float) -> torch.Tensor | float:
     """The ᾱ of the epsilon parametrisation with the same SNR (1 − σ)²/σ² as flow's σ."""
     signal, noise = (1 - sigma) ** 2, sigma**2

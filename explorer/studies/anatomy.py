@@ -3,7 +3,8 @@
 Pure functions of a Trace (no UI, no model beyond the decoder a trace may carry), so the web app's
 handlers only format what these return. Notation as in `explorer.engine.tracefile`: for step i,
 x_t = latents[i], ε = noise_pred[i], x_{t-1} = latents[i+1] ≈ a·x_t + b·ε with (a, b) =
-step_coeffs[i].
+step_coeffs[i]. A flow trace (`trace.objective == "flow"`) also gets its own terms: σ_t, σ_next,
+the velocity v and x_next = x_t + (σ_next − σ_t)·v (`explorer.engine.flow`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import torch
 from PIL import Image
 
 from explorer.engine import decode as dec
-from explorer.engine.tracefile import TENSOR_FIELDS, Trace
+from explorer.engine import flow
+from explorer.engine.tracefile import Trace
 from explorer.inputs.errors import VisitorError
 from explorer.studies import latent_space
+from explorer.studies.inventory import tensor_inventory  # noqa: F401 - part of this API
 
 
 @dataclass
@@ -99,7 +102,8 @@ def channels_image(trace: Trace, i: int) -> Image.Image:
 
 @dataclass
 class StepParts:
-    """How step i used the predicted noise: x_{t-1} ≈ a·x_t + b·ε."""
+    """How step i used the predicted noise: x_{t-1} ≈ a·x_t + b·ε; for a flow model also
+    x_next = x_t + (σ_next − σ_t)·v, its own form (the flow fields are None otherwise)."""
 
     step: int
     timestep: float
@@ -111,6 +115,44 @@ class StepParts:
     removed: torch.Tensor  # (C, h, w) b·ε, the part added (b < 0: removed)
     x_next: torch.Tensor  # (C, h, w) x_{t-1}
     residual: float  # relative size of what a·x_t + b·ε does not explain (history, fresh noise)
+    objective: str = "epsilon"  # or "flow"
+    sigma: float | None = None  # σ_t, where x_t = σ·ε + (1 − σ)·x_0 lies on the line
+    sigma_next: float | None = None  # σ the step moved to
+    velocity: torch.Tensor | None = None  # (C, h, w) v, the guided velocity
+    moved: torch.Tensor | None = None  # (C, h, w) (σ_next − σ_t)·v, the step itself
+    euler_residual: float | None = None  # what x_t + (σ_next − σ_t)·v leaves out of x_next
+
+
+def is_flow(trace: Trace) -> bool:
+    """Whether the trace is a flow model's with its velocities recorded."""
+    return trace.objective == "flow" and trace.velocity is not None
+
+
+def relative(rest: torch.Tensor, of: torch.Tensor) -> float:
+    """‖rest‖ / ‖of‖: the share of `of` that a formula leaves out."""
+    return float(rest.norm() / of.norm().clamp_min(1e-12))
+
+
+def sigma_next(trace: Trace, i: int) -> float:
+    """σ_next of flow step i: the recorded schedule's next entry (else the next σ, 0 at the end)."""
+    if "sigma_schedule" in trace.settings:
+        return float(flow.sigma_next(trace)[i])
+    return float(trace.sigmas[i + 1]) if i + 1 < trace.num_steps else 0.0
+
+
+def flow_fields(trace: Trace, i: int) -> dict:
+    """StepParts' flow fields of step i of a flow trace: σ_t, σ_next, v, (σ_next − σ_t)·v."""
+    s, s_next = float(trace.sigmas[i]), sigma_next(trace, i)
+    v, x_t, x_next = trace.velocity[i], trace.latents[i], trace.latents[i + 1]  # (C, h, w)
+    moved = (s_next - s) * v  # (C, h, w)
+    return dict(
+        objective="flow",
+        sigma=s,
+        sigma_next=s_next,
+        velocity=v,
+        moved=moved,
+        euler_residual=relative(x_next - (x_t + moved), x_next),
+    )
 
 
 def step_parts(trace: Trace, i: int) -> StepParts:
@@ -120,6 +162,7 @@ def step_parts(trace: Trace, i: int) -> StepParts:
     a, b = (float(v) for v in trace.step_coeffs[i])
     x_t, eps, x_next = trace.latents[i], trace.noise_pred[i], trace.latents[i + 1]
     rest = x_next - (a * x_t + b * eps)  # (C, h, w)
+    extra = flow_fields(trace, i) if is_flow(trace) else {}
     return StepParts(
         step=i,
         timestep=float(trace.timesteps[i]),
@@ -130,34 +173,42 @@ def step_parts(trace: Trace, i: int) -> StepParts:
         eps=eps,
         removed=b * eps,
         x_next=x_next,
-        residual=float(rest.norm() / x_next.norm().clamp_min(1e-12)),
+        residual=relative(rest, x_next),
+        **extra,
     )
 
 
 @dataclass
 class GuidanceParts:
-    """Classifier-free guidance at one step: ε = ε_u + g·(ε_c − ε_u)."""
+    """Classifier-free guidance at one step: ε = ε_u + g·(ε_c − ε_u); for a flow model the same
+    mix of its velocities, v = v_u + g·(v_c − v_u) (`symbol` says which)."""
 
-    uncond: torch.Tensor  # (C, h, w) ε_u, the UNet without the prompt
-    text: torch.Tensor  # (C, h, w) ε_c, the UNet with the prompt
-    guided: torch.Tensor  # (C, h, w) ε, what the scheduler used
-    difference: torch.Tensor  # (C, h, w) ε_c − ε_u, the prompt's push
+    uncond: torch.Tensor  # (C, h, w) ε_u (v_u), the denoiser without the prompt
+    text: torch.Tensor  # (C, h, w) ε_c (v_c), the denoiser with the prompt
+    guided: torch.Tensor  # (C, h, w) ε (v), what the scheduler used
+    difference: torch.Tensor  # (C, h, w) ε_c − ε_u (v_c − v_u), the prompt's push
     norms: dict[str, float]
+    symbol: str = "ε"
 
 
 def guidance_parts(trace: Trace, i: int) -> GuidanceParts | None:
-    """Guidance taken apart at step i; None when the run had no guidance."""
+    """Guidance taken apart at step i; None when the run had no guidance. A flow trace's parts
+    are its velocities v_u, v_c, v (the model's own output)."""
     if not trace.guided:
         return None
-    uncond, text, guided = trace.noise_uncond[i], trace.noise_text[i], trace.noise_pred[i]
+    if is_flow(trace) and trace.velocity_uncond is not None:
+        e, parts = "v", (trace.velocity_uncond[i], trace.velocity_text[i], trace.velocity[i])
+    else:
+        e, parts = "ε", (trace.noise_uncond[i], trace.noise_text[i], trace.noise_pred[i])
+    uncond, text, guided = parts  # (C, h, w) each
     diff = text - uncond
     norms = {
-        "unconditional ε_u": float(uncond.norm()),
-        "text ε_c": float(text.norm()),
-        "guided ε": float(guided.norm()),
-        "difference ε_c − ε_u": float(diff.norm()),
+        f"unconditional {e}_u": float(uncond.norm()),
+        f"text {e}_c": float(text.norm()),
+        f"guided {e}": float(guided.norm()),
+        f"difference {e}_c − {e}_u": float(diff.norm()),
     }
-    return GuidanceParts(uncond, text, guided, diff, norms)
+    return GuidanceParts(uncond, text, guided, diff, norms, e)
 
 
 def compression(trace: Trace) -> dict[str, int | float]:
@@ -167,57 +218,3 @@ def compression(trace: Trace) -> dict[str, int | float]:
     height = int(trace.settings.get("height", h * s))
     width = int(trace.settings.get("width", w * s))
     return latent_space.compression(height, width, (C, h, w))
-
-
-def _sentence(name: str, trace: Trace) -> str:
-    T = trace.num_steps
-    C, h, w = trace.latents.shape[1:]
-    grid = f"{C} channels of a {h}×{w} grid"
-    L, D = trace.prompt_embeds.shape
-    batch = (
-        "The UNet ran on a batch of 2 (unconditional + text) because guidance is on; "
-        if trace.guided
-        else "Guidance is off, so the UNet ran on a batch of 1; "
-    )
-    return {
-        "timesteps": f"The scheduler's timestep t for each of the {T} steps (1000 = pure noise).",
-        "alphas_cumprod": "ᾱ_t per step: the share of signal (not noise) power in x_t.",
-        "sigmas": "σ_t per step: the noise level of sigma-space schedulers (x_t = x_0 + σ·ε).",
-        "latents": f"The noisy latent x_t before the first step and after each step: {grid}.",
-        "model_input": (
-            f"What the UNet saw at each step (x_t after scaling); {batch}this keeps one copy."
-        ),
-        "noise_pred": f"The noise ε each step used (after guidance): {grid}.",
-        "noise_uncond": "The UNet's noise without the prompt (first half of the doubled batch).",
-        "noise_text": "The UNet's noise with the prompt (second half of the doubled batch).",
-        "x0_pred": f"The clean latent x_0 each step predicts, the image it is heading to: {grid}.",
-        "step_coeffs": "Per step (a, b) with x_{t-1} ≈ a·x_t + b·ε: how the scheduler mixes.",
-        "prompt_embeds": (
-            f"The text encoder's output: {L} token vectors of {D} numbers, the UNet's condition."
-        ),
-        "negative_embeds": (
-            f"The same {L}×{D} vectors for the negative (or empty) prompt, used by ε_u."
-        ),
-        "preview_factors": f"A {C}×3 matrix mapping latent channels to RGB for cheap previews.",
-        "preview_bias": "The RGB offset of the cheap preview.",
-        "init_latents": "The clean latent of the img2img start image.",
-    }.get(name, "")
-
-
-def tensor_inventory(trace: Trace) -> list[dict]:
-    """Every captured array: name, shape, dtype, bytes and one plain sentence."""
-    rows = []
-    for name in TENSOR_FIELDS:
-        t = getattr(trace, name)
-        if t is None:
-            continue
-        rows.append(
-            {
-                "name": name,
-                "shape": " × ".join(str(s) for s in t.shape),
-                "dtype": str(t.dtype).replace("torch.", ""),
-                "bytes": t.numel() * t.element_size(),
-                "what it holds": _sentence(name, trace),
-            }
-        )
-    return rows

@@ -9,6 +9,15 @@ Training teaches the UNet to undo exactly this corruption (Ho et al. 2020, eq. 4
 scheduler shares the training schedule), and x_t from that scheduler's `add_noise`, so what is
 shown is what training used. One ε (from `seed`) serves every t, as in img2img.
 
+A flow model (its scheduler a `FlowMatchEulerDiscreteScheduler`, as SD3) is trained on another
+corruption, the straight line of rectified flow (`explorer.engine.flow`):
+
+  x_t = σ·ε + (1 − σ)·x_0,   σ = t / 1000            (t = 1000·σ, the timestep the model is told)
+  SNR = (1 − σ)² / σ²,        the same as an ᾱ of (1 − σ)² / ((1 − σ)² + σ²)
+
+so its steps carry σ, and ᾱ is that equivalent one (the noise's share of the variance is still
+1 − ᾱ, which sets the illustrations' strength).
+
 For comparison, two other corruptions at matching strengths, in pixel space, as in "Cold
 Diffusion" (Bansal et al. 2022). They are ILLUSTRATIONS: no model here was trained to undo them.
 At timestep t the noise holds a share 1 − ᾱ_t of x_t's variance; the same share sets
@@ -28,6 +37,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from explorer.engine import decode as dec
+from explorer.engine import flow
 from explorer.engine.schedulers import make_scheduler
 from explorer.inputs.errors import VisitorError
 from explorer.studies import latent_space as vaemod
@@ -53,6 +63,7 @@ class NoisedStep:
     decoded: Image.Image  # D(x_t): what the VAE makes of the noisy latent
     blurred: Image.Image  # illustration: the picture blurred at strength 1 − ᾱ_t
     masked: Image.Image  # illustration: 1 − ᾱ_t of its patches greyed out
+    sigma: float | None = None  # a flow model's σ = t / 1000 (x_t = σ·ε + (1 − σ)·x_0), else None
 
     @property
     def snr_db(self) -> float:
@@ -96,8 +107,9 @@ def forward_process(
     upscale: int | None = None,
 ) -> ForwardResult:
     """Encode `image`, noise its latent to each of `timesteps`, decode, and corrupt for
-    comparison."""
-    sched = make_scheduler(pipe, "ddpm")
+    comparison. A flow pipeline is noised along its own straight line (module docstring)."""
+    is_flow = flow.is_flow_pipeline(pipe)
+    sched = pipe.scheduler if is_flow else make_scheduler(pipe, "ddpm")  # read, never stepped
     n_train = int(sched.config.num_train_timesteps)
     ts = [int(t) for t in timesteps]
     if not ts:
@@ -109,24 +121,30 @@ def forward_process(
     noise = torch.randn(x0.shape, generator=torch.Generator("cpu").manual_seed(seed))  # (C, h, w)
     batch = x0.expand(len(ts), *x0.shape)  # (n, C, h, w)
     eps = noise.expand_as(batch)  # (n, C, h, w)
-    x_t = sched.add_noise(batch, eps, torch.tensor(ts))  # (n, C, h, w) = √ᾱ·x0 + √(1−ᾱ)·ε
+    if is_flow:
+        sigmas = [t / n_train for t in ts]  # σ = t / 1000
+        x_t = torch.stack([flow.add_noise(x0, noise, s) for s in sigmas])  # (n, C, h, w)
+        abars = [flow.equivalent_alpha_bar(s) for s in sigmas]
+    else:
+        sigmas = [None] * len(ts)
+        x_t = sched.add_noise(batch, eps, torch.tensor(ts))  # (n, C, h, w) = √ᾱ·x0 + √(1−ᾱ)·ε
+        abars = [float(a) for a in sched.alphas_cumprod.float()[ts]]
     decoded = dec.vae_decode(pipe.vae, x_t)
     scale = upscale or max(1, image.width // x0.shape[-1])
-    abar = sched.alphas_cumprod.float()  # (n_train,)
     steps = []
-    for t, latent, picture in zip(ts, x_t, decoded):
-        a = float(abar[t])
+    for t, sigma, a, latent, picture in zip(ts, sigmas, abars, x_t, decoded):
         share = 1.0 - a  # the noise's share of the variance: the corruption strength
         steps.append(
             NoisedStep(
                 t=t,
                 alpha_bar=a,
-                snr=a / (1.0 - a),
+                snr=a / (1.0 - a) if a < 1 else math.inf,
                 latent=latent,
                 channels=dec.channels_to_image(latent, scale),
                 decoded=picture,
                 blurred=blur(image, share),
                 masked=mask(image, share, seed),
+                sigma=sigma,
             )
         )
     return ForwardResult(image, x0, noise, steps, n_train)

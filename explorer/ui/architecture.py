@@ -1,7 +1,8 @@
 """The architecture strip: prompt → tokenizer → text encoder → UNet × steps → VAE decoder.
 
-Each box names a part of Stable Diffusion and the shape of what flows out of it in this run;
-each is a link to the view that shows that part (`VIEW_IDS`, the elem_ids of the step views).
+Each box names a part of Stable Diffusion and the shape of what flows out of it in this run (a
+flow model's transformer and velocity v, for SD3); each is a link to the view that shows that
+part (`VIEW_IDS`, the elem_ids of the step views).
 """
 
 from __future__ import annotations
@@ -43,6 +44,17 @@ def boxes(trace: Trace | None) -> list[tuple[str, str, str, str]]:
         H, W = s.get("height", "?"), s.get("width", "?")
         sched = s.get("scheduler", "scheduler")
         real = text_length(string_kinds(trace.prompt_tokens))  # start, words and end
+    flow = trace is not None and trace.objective == "flow"
+    if flow:  # a rectified-flow model (SD3): a transformer predicts a velocity v ≈ ε − x_0
+        denoiser = (f"Transformer × {count(T)}", f"velocity {_shape(B, C, h, w)}", "predicts v")
+        step = (f"x_next {_shape(1, C, h, w)}", "x_next = x_t + (σ_next − σ_t)·v")
+    else:
+        denoiser = (
+            f"UNet × {count(T)}",
+            f"noise {_shape(B, C, h, w)}",
+            "predicts the noise in x_t",
+        )
+        step = (f"x_(t−1) {_shape(1, C, h, w)}", "removes part of the noise")
     return [
         ("Prompt", "text", "your words", "tokens"),
         ("Tokenizer", f"ids {_shape(1, L)}", f"{real} tokens incl. start/end, padded", "tokens"),
@@ -52,13 +64,8 @@ def boxes(trace: Trace | None) -> list[tuple[str, str, str, str]]:
             "one vector per token; ×2 with guidance",
             "tokens",
         ),
-        (f"UNet × {count(T)}", f"noise {_shape(B, C, h, w)}", "predicts the noise in x_t", "steps"),
-        (
-            f"Scheduler ({sched})",
-            f"x_(t−1) {_shape(1, C, h, w)}",
-            "removes part of the noise",
-            "scheduler",
-        ),
+        (*denoiser, "steps"),
+        (f"Scheduler ({sched})", *step, "scheduler"),
         ("VAE decoder", f"image {_shape(3, H, W)}", "latent → pixels", "latent"),
     ]
 

@@ -8,7 +8,8 @@ Views are named once, in `RUN_VIEWS` and `STEP_VIEWS`; `run_values` and `step_va
 values by name (a tab handler bound with `bind(..., outputs={..., **views.components})` returns
 them as they are). `render` fills every view from a finished (or loaded) run; the step slider
 re-renders only the `STEP_VIEWS`. The run lives in `views.state` (a `RunView`), so a tab such as
-the experiments tab can "open a run in the step views" by rendering its Trace here.
+the experiments tab can "open a run in the step views" by rendering its Trace here. A flow run
+(SD3) is shown in its own terms, σ_t and v, its labels following the run (`stepterms`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from explorer.charts import run_figures
 from explorer.engine.tokens import string_kinds, text_length
 from explorer.engine.tracefile import Trace
 from explorer.studies import anatomy
+from explorer.ui import stepterms
 from explorer.ui.architecture import VIEW_IDS, architecture_html
 from explorer.ui.common import (
     VIEW_CONCURRENCY,
@@ -125,6 +127,8 @@ SECTIONS = {
     "tokens": "What the text encoder read",
 }
 PLOTS = ("schedule", "latent", "frequency", "coefficients", "guidance")  # run_figures' keys
+# the labels the views are built with (an epsilon run's); a flow run relabels them (`stepterms`)
+EPSILON = stepterms.LABELS["epsilon"]
 
 
 def run_values(view: RunView, step: int | None = None, prefix: str = "") -> dict[str, Any]:
@@ -139,7 +143,7 @@ def run_values(view: RunView, step: int | None = None, prefix: str = "") -> dict
         f"{r['what it holds']}"
         for r in anatomy.tensor_inventory(trace)
     ]
-    return {
+    run = {
         "state": view,
         "step": gr.Slider(minimum=1, maximum=max(T, 2), value=step, step=1, interactive=T > 1),
         "architecture": architecture_html(trace, prefix),
@@ -149,9 +153,8 @@ def run_values(view: RunView, step: int | None = None, prefix: str = "") -> dict
         **{f"plot_{name}": figures[name] for name in PLOTS},
         "tokens": tokens_markdown(trace),
         "tensors": "\n".join(rows),  # a list, not a table: it wraps on a phone too
-        **step_values(view, step),
-        **shown(),
     }
+    return {**stepterms.labelled(run, trace), **step_values(view, step), **shown()}
 
 
 def shown() -> dict:
@@ -167,13 +170,13 @@ def step_values(view: RunView | None, step: int) -> dict[str, Any]:
     trace, pics = view.trace, view.pictures
     i = max(1, min(int(step), trace.num_steps)) - 1  # index into the per-step tensors
     p = anatomy.step_parts(trace, i)
-    use = anatomy.latent_pictures(trace, [p.x_t, p.eps, p.removed, p.x_next])
-    return {
-        "step_info": (
-            f"**Step {i + 1} of {trace.num_steps}** · timestep t = {p.timestep:.0f} · "
-            f"ᾱ_t = {p.alpha_bar:.4f} (signal share) · decoded with {pics.method}"
-        ),
-        "equation": equation_text(p.a, p.b, p.residual),
+    # the pictures of the step: x_t, what the model predicted (ε, or a flow model's v), the
+    # part of it the step adds (b·ε, or (σ_next − σ_t)·v), and the result
+    parts = [p.x_t, p.eps, p.removed] if p.objective != "flow" else [p.x_t, p.velocity, p.moved]
+    use = anatomy.latent_pictures(trace, [*parts, p.x_next])
+    values = {
+        "step_info": stepterms.step_info(p, trace, pics.method),
+        "equation": stepterms.equation(p),
         **dict(zip(("use_xt", "use_eps", "use_removed", "use_next"), use, strict=True)),
         "use_x0": pics.x0[i],
         **guidance_values(trace, i),
@@ -181,28 +184,19 @@ def step_values(view: RunView | None, step: int) -> dict[str, Any]:
         "channels": anatomy.channels_image(trace, i + 1),
         "decoded": pics.latents[i + 1],
     }
+    return stepterms.labelled(values, trace)
 
 
-def equation_text(a: float, b: float, residual: float) -> str:
-    """The step as x_(t−1) = a·x_t + b·ε, and how much of x_(t−1) that leaves out, in words."""
-    head = f"x_(t−1) = **{a:.4f}** · x_t + (**{b:+.4f}**) · ε"
-    if residual < 0.0005:
-        return f"{head} — exactly: this step is that formula and nothing else."
-    return (
-        f"{head} — all but {residual:.1%} of x_(t−1): the rest comes from the solver's history "
-        "of earlier steps or from fresh noise."
-    )
+equation_text = stepterms.epsilon_equation  # x_(t−1) = a·x_t + b·ε in words (its old name)
 
 
 def guidance_values(trace: Trace, i: int) -> dict[str, Any]:
-    """The guidance views of step index `i`: the norms and ε_u, ε_c, ε, ε_c − ε_u."""
+    """The guidance views of step index `i`: the norms and ε_u, ε_c, ε, ε_c − ε_u (a flow
+    model's v_u, v_c, v, v_c − v_u)."""
     names = ("g_uncond", "g_text", "g_guided", "g_diff")
     g = anatomy.guidance_parts(trace, i)
     if g is None:
-        off = (
-            "Guidance was off (scale ≤ 1): the UNet ran once per step, without the negative prompt."
-        )
-        return {"guidance_norms": off, **dict.fromkeys(names)}
+        return {"guidance_norms": stepterms.guidance_off(trace), **dict.fromkeys(names)}
     pictures = anatomy.noise_pictures(trace, [g.uncond, g.text, g.guided, g.difference])
     return {
         "guidance_norms": " · ".join(f"‖{k}‖ = {v:.2f}" for k, v in g.norms.items()),
@@ -216,7 +210,7 @@ def compression_text(trace: Trace) -> str:
     return (
         f"{c['height']}×{c['width']} pixels × 3 colours = **{c['pixels']:,} numbers**; the latent "
         f"is {c['channels']} × {c['h']} × {c['w']} = **{c['latent']:,} numbers**: "
-        f"{c['ratio']:.0f}× smaller. The UNet works only on the latent."
+        f"{c['ratio']:.0f}× smaller. The {stepterms.denoiser(trace)} works only on the latent."
     )
 
 
@@ -277,16 +271,16 @@ class StepViews:
     def _build_steps(self) -> None:
         self.gallery_xt = pixel_gallery("x_t: the noisy latent, decoded")
         self.gallery_x0 = pixel_gallery("x0: the clean image predicted at each step")
-        self.gallery_noise = pixel_gallery("ε: the noise predicted at each step (stretched)")
+        self.gallery_noise = pixel_gallery(EPSILON["gallery_noise"])
 
     def _build_scheduler(self) -> None:
         self.equation = gr.Markdown()
         with gr.Row():
             self.use_xt = pixel_image("x_t")
-            self.use_eps = pixel_image("ε predicted")
-            self.use_removed = pixel_image("b·ε (the noise part)")
-            self.use_next = pixel_image("x_(t−1) = a·x_t + b·ε")
-            self.use_x0 = pixel_image("x0 it heads to")
+            self.use_eps = pixel_image(EPSILON["use_eps"])
+            self.use_removed = pixel_image(EPSILON["use_removed"])
+            self.use_next = pixel_image(EPSILON["use_next"])
+            self.use_x0 = pixel_image(EPSILON["use_x0"])
 
     def _build_charts(self) -> None:
         with gr.Row():
@@ -294,15 +288,15 @@ class StepViews:
             self.plot_latent = gr.Plot(label="latent and x0")
         with gr.Row():
             self.plot_frequency = gr.Plot(label="coarse to fine")
-            self.plot_coefficients = gr.Plot(label="scheduler coefficients")
+            self.plot_coefficients = gr.Plot(label=EPSILON["plot_coefficients"])
 
     def _build_guidance(self) -> None:
         self.guidance_norms = gr.Markdown()
         with gr.Row():
-            self.g_uncond = pixel_image("ε_u without the prompt")
-            self.g_text = pixel_image("ε_c with the prompt")
-            self.g_guided = pixel_image("ε guided")
-            self.g_diff = pixel_image("ε_c − ε_u: the prompt's push")
+            self.g_uncond = pixel_image(EPSILON["g_uncond"])
+            self.g_text = pixel_image(EPSILON["g_text"])
+            self.g_guided = pixel_image(EPSILON["g_guided"])
+            self.g_diff = pixel_image(EPSILON["g_diff"])
         self.plot_guidance = gr.Plot(label="guidance norms")
 
     def _build_latent(self) -> None:

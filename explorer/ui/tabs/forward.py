@@ -3,7 +3,8 @@
 Take an uploaded picture (or, with none, one generated from the prompt), encode it, and show
 x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε at each chosen training timestep t: the latent's channels, the latent
 decoded, ᾱ_t and the signal-to-noise ratio. Beside them, blur and masking at the same strength,
-labelled as illustrations. The engine is `explorer.studies.forward`.
+labelled as illustrations. A flow model (SD3) is shown in its own terms: x_t = σ·ε + (1 − σ)·x_0
+with σ = t / 1000, and σ in the table. The engine is `explorer.studies.forward`.
 """
 
 from __future__ import annotations
@@ -39,16 +40,34 @@ INTRO = (
 )
 
 
+FLOW_NOTE = (
+    "This model is a **flow model** (rectified flow, as SD3): it was trained on the straight line "
+    "**x_t = σ·ε + (1 − σ)·x_0** with σ = t / 1000, so each t below is that σ, and its SNR is "
+    "((1 − σ)/σ)². "
+)
+
+
+# the table's head: an epsilon model's ᾱ_t, or a flow model's σ
+HEADS = {
+    False: "| t | ᾱ_t (signal share) | 1 − ᾱ_t (noise share) | SNR = ᾱ/(1−ᾱ) | SNR in dB |",
+    True: "| t | σ = t/1000 (noise weight) | 1 − σ (picture weight) | SNR ((1−σ)/σ)² | SNR in dB |",
+}
+
+
+def is_flow(result: forward.ForwardResult) -> bool:
+    """Whether the result is a flow model's (its steps carry σ)."""
+    return bool(result.steps) and result.steps[0].sigma is not None
+
+
 def snr_table(result: forward.ForwardResult) -> str:
-    """The numbers of every timestep as a Markdown table."""
-    rows = [
-        "| t | ᾱ_t (signal share) | 1 − ᾱ_t (noise share) | SNR = ᾱ/(1−ᾱ) | SNR in dB |",
-        "| --- | --- | --- | --- | --- |",
-    ]
+    """The numbers of every timestep as a Markdown table: ᾱ_t, or a flow model's σ."""
+    flow = is_flow(result)
+    rows = [HEADS[flow], "| --- | --- | --- | --- | --- |"]
     for s in result.steps:
         db = "+∞" if math.isinf(s.snr_db) else f"{s.snr_db:+.1f}"
         snr = "∞" if math.isinf(s.snr) else f"{s.snr:.4g}"
-        rows.append(f"| {s.t} | {s.alpha_bar:.4f} | {1 - s.alpha_bar:.4f} | {snr} | {db} |")
+        share = s.sigma if flow else s.alpha_bar
+        rows.append(f"| {s.t} | {share:.4f} | {1 - share:.4f} | {snr} | {db} |")
     return "\n".join(rows)
 
 
@@ -66,9 +85,11 @@ def add_noise(
     pipe = ctx.pipe()
     image, note = picture(pipe, upload, how, prompt, seed)
     r = run_engine(forward.forward_process, pipe, image, ts, seed=seed)
-    cap = lambda s: f"t={s.t} · SNR {s.snr:.3g}"  # noqa: E731
+    flow = is_flow(r)
+    cap = lambda s: f"t={s.t} · {f'σ {s.sigma:.3f} · ' if flow else ''}SNR {s.snr:.3g}"  # noqa: E731
+    done = f"Noised to {len(r.steps)} timesteps of {r.num_train_timesteps}."
     return {
-        "status": f"{note}Noised to {len(r.steps)} timesteps of {r.num_train_timesteps}.",
+        "status": f"{note}{FLOW_NOTE if flow else ''}{done}",
         "clean": r.image,
         "table": snr_table(r),
         "latents": [(s.channels, cap(s)) for s in r.steps],

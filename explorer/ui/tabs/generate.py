@@ -31,6 +31,7 @@ from explorer.engine.tracefile import Trace
 from explorer.inputs.controls import UI_SEED_MAX, RunSettings
 from explorer.inputs.words import count
 from explorer.studies import anatomy
+from explorer.ui import stepterms
 from explorer.ui.common import (
     RUN_CONCURRENCY,
     AppContext,
@@ -180,7 +181,8 @@ def open_run(ctx: AppContext, upload: str | None) -> dict:
     trace = unpack(upload)
     s = trace.settings
     pipe = ctx.pipe()
-    same = model_key(s.get("model")) == model_key(pipe.name_or_path)
+    key = model_key(s.get("model"))  # None: a pipeline built in code, no model of ours
+    same = key is not None and key == model_key(pipe.name_or_path)
     if same and trace.latents.shape[1] == pipe.vae.config.latent_channels:
         view = run_engine(RunView.of, trace.attach_decoder(pipe.vae))
         how = "Steps are decoded by this model's VAE, as the live run showed them"
@@ -193,7 +195,7 @@ def open_run(ctx: AppContext, upload: str | None) -> dict:
     note = (
         f"Opened a saved run: “{s.get('prompt', '')}”, seed {s.get('seed')}, "
         f"{count(trace.num_steps)}, {s.get('scheduler', '?')}. {how}; the final image is the "
-        "saved one."
+        f"saved one.{stepterms.opened_note(trace)}"
     )
     return {"image": trace.image, "status": note, **run_values(view)}
 
