@@ -80,6 +80,7 @@ def test_the_step_view_quotes_sigma_and_reproduces_the_euler_step(sd3_trace):
 def test_guidance_is_taken_apart_in_velocities(sd3_trace):
     values = step_values(RunView.of(sd3_trace, method="preview"), 2)
     assert "‖unconditional v_u‖" in values["guidance_norms"] and "ε" not in values["guidance_norms"]
+    assert values["guidance_norms"].startswith("v = v_u + g·(v_c − v_u), g = 3: ")
     g = anatomy.guidance_parts(sd3_trace, 1)
     torch.testing.assert_close(g.uncond, sd3_trace.velocity_uncond[1])
     torch.testing.assert_close(g.guided, sd3_trace.velocity[1])

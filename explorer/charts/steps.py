@@ -91,7 +91,7 @@ def sigma_figure(sigmas: np.ndarray) -> go.Figure:
     fig.update_layout(
         yaxis2={"title": "SNR (log)", "type": "log", "overlaying": "y", "side": "right"}
     )
-    return _layout(fig, "Flow schedule of this run: x_t = σ·ε + (1 − σ)·x0", "σ_t")
+    return _layout(fig, "Flow schedule σ_t of this run", "σ_t")
 
 
 def flow_step_figure(sigmas: np.ndarray, sigma_next: np.ndarray) -> go.Figure:
@@ -100,7 +100,7 @@ def flow_step_figure(sigmas: np.ndarray, sigma_next: np.ndarray) -> go.Figure:
     x = np.arange(len(s))
     fig = go.Figure()
     fig.add_bar(x=x, y=n - s, name="σ_next − σ_t (times v)")
-    return _layout(fig, "Euler steps: x_next = x_t + (σ_next − σ_t)·v", "value")
+    return _layout(fig, "Euler step sizes σ_next − σ_t", "value")
 
 
 def guidance_figure(

@@ -126,6 +126,16 @@ def _leaves_out(residual: float, result: str) -> str:
     )
 
 
+def guidance_line(g: anatomy.GuidanceParts, trace: Trace) -> str:
+    """The guidance parts' norms; a flow model's after the mix of its velocities, quoted."""
+    norms = " · ".join(f"‖{k}‖ = {v:.2f}" for k, v in g.norms.items())
+    if g.symbol != "v":
+        return norms
+    scale = trace.settings.get("guidance")
+    mix = f"v = v_u + g·(v_c − v_u), g = {scale:g}" if isinstance(scale, int | float) else ""
+    return f"{mix}: {norms}" if mix else norms
+
+
 def guidance_off(trace: Trace) -> str:
     """The guidance views' line when guidance was off."""
     return (

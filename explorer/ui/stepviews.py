@@ -199,7 +199,7 @@ def guidance_values(trace: Trace, i: int) -> dict[str, Any]:
         return {"guidance_norms": stepterms.guidance_off(trace), **dict.fromkeys(names)}
     pictures = anatomy.noise_pictures(trace, [g.uncond, g.text, g.guided, g.difference])
     return {
-        "guidance_norms": " · ".join(f"‖{k}‖ = {v:.2f}" for k, v in g.norms.items()),
+        "guidance_norms": stepterms.guidance_line(g, trace),
         **dict(zip(names, pictures, strict=True)),
     }
 
