@@ -196,7 +196,7 @@ def test_tab_handlers_walk_every_stop_and_open_it_in_its_tab(mini_pipe):
         key = tour.STOPS[i]
         ask = tour_text.prediction(key, t.done[key])
         if ask is not None:
-            pick = ask.choices[0] if ask.choices else 3
+            pick = ask.choices[0][1] if ask.choices else 3
             said = tab.reveal_answer(t, i, pick, 3)
             assert said["answer"].startswith("**")
             shown = said["gallery"] if said["gallery"].visible else said["plot"]

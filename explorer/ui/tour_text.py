@@ -206,10 +206,11 @@ def sentences(key: str, f: dict) -> str:
 
 @dataclass(frozen=True)
 class Predict:
-    """A question asked before the answer is shown: choices (or a step slider when None)."""
+    """A question asked before the answer is shown: (label, value) choices, or a step slider
+    when None."""
 
     question: str
-    choices: list[str] | None
+    choices: list[tuple[str, str]] | None
 
 
 def prediction(key: str, f: dict) -> Predict | None:
@@ -225,16 +226,22 @@ def prediction(key: str, f: dict) -> Predict | None:
         return Predict(
             "Which settles first in the predicted image: the coarse layout and colour, or the "
             "fine edges?",
-            ["coarse", "fine", "both at once"],
+            [
+                ("the coarse layout and colour", "coarse"),
+                ("the fine edges", "fine"),
+                ("both at once", "both at once"),
+            ],
         )
     if key == "clip" and "missing" not in f:
-        return Predict("Which caption will CLIP score highest for this picture?", f["captions"])
+        captions = [(c, c) for c in f["captions"]]
+        return Predict("Which caption will CLIP score highest for this picture?", captions)
     if key == "magnitude":
-        return Predict("Will doubling the embedding's length change the picture?", ["yes", "no"])
+        yes_no = [("yes", "yes"), ("no", "no")]
+        return Predict("Will doubling the embedding's length change the picture?", yes_no)
     if key == "schedulers":
         return Predict(
             f"Which scheduler reaches its {f['reference_steps']}-step picture in fewest steps?",
-            list(f["curves"]),
+            [(SCHEDULER_NAMES.get(n, n), n) for n in f["curves"]],
         )
     return None
 
@@ -271,7 +278,7 @@ def reveal(key: str, f: dict, pick: str | int | None) -> str:
             "length alone changes what the UNet draws."
         )
     if key == "schedulers":
-        rows = ["| scheduler | " + " | ".join(f"{n} steps" for n in f["steps"]) + " |"]
+        rows = ["| scheduler | " + " | ".join(count(n) for n in f["steps"]) + " |"]
         rows.append("|---" * (len(f["steps"]) + 1) + "|")
         for name, ds in f["curves"].items():
             rows.append(
