@@ -22,6 +22,7 @@ from explorer.engine.capture import trace
 from explorer.engine.runzip import pack
 from explorer.engine.tiny_flow import tiny_sd3_pipe, tiny_sdxl_pipe
 from explorer.studies import anatomy, forward, latent_space
+from explorer.ui.report import report_html
 from explorer.ui.stepterms import LABELS
 from explorer.ui.stepviews import RUN_VIEWS, STEP_VIEWS, RunView, run_values, step_values
 from explorer.ui.tabs import forward as forward_tab
@@ -144,6 +145,13 @@ def test_a_saved_flow_or_sdxl_run_opens_in_every_view(which, sd3_trace, sdxl_tra
     if which == "sd3":
         assert "x_next = x_t + (σ_next − σ_t)" in out["equation"]
         assert "preview (grey: no colour map for 16 channels)" in out["step_info"]
+
+
+def test_a_flow_report_speaks_of_sigma_and_v(sd3_trace):
+    page = report_html(sd3_trace, method="preview")
+    assert "<th>σ_t</th>" in page and f"<td>{float(sd3_trace.sigmas[1]):.4f}</td>" in page
+    assert "Flow schedule: σ_t" in page and "the two velocities v_u, v_c" in page
+    assert "ε = x_t + (1 − σ)·v: the noise each step&#x27;s v implies" in page
 
 
 def test_the_page_opens_a_saved_flow_run(mini_pipe, sd3_trace, tmp_path):

@@ -19,6 +19,7 @@ from explorer.charts.steps import run_figures
 from explorer.engine.models import model_key
 from explorer.engine.tracefile import Trace
 from explorer.studies.anatomy import RunPictures, run_pictures
+from explorer.ui import stepterms
 from explorer.ui.stepviews import latent_captions, step_captions
 from explorer.ui.texts import TEXTS
 
@@ -29,6 +30,12 @@ CHARTS = {  # run_figures' keys, in the page's order, with their headings
     "frequency": "Which detail settles when",
     "coefficients": "The scheduler's step as a·x_t + b·ε",
     "guidance": "Guidance: the two noise predictions and their difference",
+}
+FLOW_CHARTS = {  # a flow run's headings, in its own terms
+    **CHARTS,
+    "schedule": "Flow schedule: σ_t of each step, x_t = σ·ε + (1 − σ)·x0",
+    "coefficients": "The Euler step x_next = x_t + (σ_next − σ_t)·v: its step sizes",
+    "guidance": "Guidance: the two velocities v_u, v_c and their difference",
 }
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -62,10 +69,12 @@ def _strip(title: str, items: list[tuple[Image.Image, str]]) -> str:
 
 
 def _numbers(trace: Trace) -> str:
-    head = "<tr><th>step</th><th>t</th><th>ᾱ_t</th><th>seconds</th></tr>"
+    flow = stepterms.objective(trace) == "flow"  # a flow run's own σ_t, not the equivalent ᾱ
+    head = f"<tr><th>step</th><th>t</th><th>{'σ_t' if flow else 'ᾱ_t'}</th><th>seconds</th></tr>"
+    level = trace.sigmas if flow else trace.alphas_cumprod
     rows = "".join(
         f"<tr><td>{i + 1}</td><td>{float(t):.0f}</td><td>{float(a):.4f}</td><td>{s:.3f}</td></tr>"
-        for i, (t, a, s) in enumerate(zip(trace.timesteps, trace.alphas_cumprod, trace.seconds))
+        for i, (t, a, s) in enumerate(zip(trace.timesteps, level, trace.seconds))
     )
     return f"<table>{head}{rows}</table>"
 
@@ -84,10 +93,11 @@ def report_html(
         for k in SETTINGS
     )
     figures = run_figures(trace)
+    headings = FLOW_CHARTS if stepterms.objective(trace) == "flow" else CHARTS
     charts = "".join(
         f"<h3>{html.escape(title)}</h3>"
         + figures[key].to_html(full_html=False, include_plotlyjs=(k == 0), default_height=380)
-        for k, (key, title) in enumerate(CHARTS.items())
+        for k, (key, title) in enumerate(headings.items())
     )
     words = " ".join(f"<code>{html.escape(t)}</code>" for t in trace.prompt_tokens if t)
     title = html.escape(s.get("prompt", "") or "(empty prompt)")
@@ -102,7 +112,7 @@ app showed it; the pictures decoded with {pics.method}. Opens with no network.</
 <h2>Every step</h2><p>{html.escape(TEXTS["steps"]).replace("*", "")}</p>
 {_strip("x_t: the noisy latent, decoded", latent_captions(pics.latents, img2img))}
 {_strip("x0: the clean image predicted at each step", step_captions(trace, pics.x0))}
-{_strip("ε: the noise predicted at each step (stretched)", step_captions(trace, pics.noise))}
+{_strip(stepterms.label("gallery_noise", trace), step_captions(trace, pics.noise))}
 <h2>Charts</h2><p>{html.escape(TEXTS["charts"])}</p>{charts}
 <h2>Numbers</h2>{_numbers(trace)}
 <h2>What the text encoder read</h2><p>{words}</p>
