@@ -55,8 +55,17 @@ def page():
         browser.close()
 
 
-def test_type_run_scrub_screenshot(url, page):
+def open_generate(page, url: str) -> None:
+    """The page, on the Generate tab (the Tour is the first tab)."""
+    from browser_tour import open_tab
+
     page.goto(url)
+    page.locator("[role=tab]").first.wait_for()
+    open_tab(page, "Generate")
+
+
+def test_type_run_scrub_screenshot(url, page):
+    open_generate(page, url)
     page.locator("#control-prompt textarea").fill("a large red circle on a blue background")
     steps = page.locator("#control-steps input[type=number]")
     steps.fill("6")
@@ -118,8 +127,7 @@ def test_every_sub_tab_stays_itself_in_any_order(url, page, outer):
 
 
 def test_no_element_id_twice_and_every_strip_link_reaches_its_view(url, page):
-    page.goto(url)
-    page.locator("[role=tab]").first.wait_for()
+    open_generate(page, url)
     ids = page.evaluate(
         "() => [...document.querySelectorAll('[id]')].map(e => e.id).filter(Boolean)"
     )
@@ -176,7 +184,7 @@ def test_the_strip_links_of_experiments_and_sketch_reach_their_own_views(url, pa
 
 
 def test_stop_shows_the_steps_it_ran(url, page):
-    page.goto(url)
+    open_generate(page, url)
     page.locator("#control-prompt textarea").fill("a large red circle on a blue background")
     steps = page.locator("#control-steps input[type=number]")
     steps.fill("100")
