@@ -88,3 +88,51 @@ def tab_client(pipe, tabs: list[str]):
         yield Client(demo.local_url, verbose=False)
     finally:
         demo.close()
+
+
+# ---- the browser tests' page (Playwright on Debian's chromium) ----
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def url():
+    """The app on the embedded model, served on loopback for a test module (browser tests)."""
+    import app
+    from explorer.ui.layout import launch_options
+
+    demo, ctx = app.build()
+    ctx.pipe()
+    demo.queue().launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options()
+    )
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture()
+def page():
+    """A headless Chromium page that collects console errors in `page.errors`."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: apt-get install -y chromium")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 1500})
+        page.set_default_timeout(120_000)  # a busy CI CPU is slow; this is no performance test
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.errors = errors
+        yield page
+        browser.close()

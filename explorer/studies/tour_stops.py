@@ -197,7 +197,7 @@ def magnitude(tour: Tour, pipe: Any) -> dict:
     return dict(
         factor=MAGNITUDE,
         norm=r.norms[0],
-        norm_before=float(sweeps.norms_and_cosines(tr.prompt_embeds[None], tr.prompt_embeds)[0][0]),
+        norm_before=float(tr.prompt_embeds.norm()),  # the whole (L, D) embedding, as `norm`
         cosine=r.cosines[0],
         distance=distance,
         changes="yes" if distance > CHANGED else "no",
