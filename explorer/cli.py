@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=None,
-        help="mini-shapes, mini-things, a diffusers folder or a hub id (default: mini-shapes)",
+        help="mini-shapes, mini-things, mini-flow (samples with flow Euler), a diffusers folder "
+        "or a hub id (default: mini-shapes)",
     )
     p.add_argument("--device", default=None, help="torch device (default: automatic)")
     p.add_argument(
@@ -120,6 +121,7 @@ def run_trace(args: argparse.Namespace) -> Path:
     from explorer.engine.animate import save as save_animation
     from explorer.engine.capture import trace
     from explorer.engine.decode import image_grid
+    from explorer.engine.kinds import kind as pipeline_kind
     from explorer.engine.models import load_pipeline
     from explorer.engine.schedulers import make_scheduler
 
@@ -130,12 +132,15 @@ def run_trace(args: argparse.Namespace) -> Path:
     pipe = load_pipeline(args.model, args.device)
     pipe.set_progress_bar_config(disable=True)  # ours below counts the same steps
     spacing = None if args.spacing == "model" else args.spacing
-    if init is None:
-        sched = make_scheduler(pipe, args.scheduler, spacing)
+    scheduler = args.scheduler
+    if pipeline_kind(pipe) == "flow" and scheduler == CONTROLS["scheduler"].default:
+        scheduler = None  # the default sampler is an epsilon one: a flow model's own is flow Euler
+    if pipeline_kind(pipe) == "flow" or init is not None:
+        total = int(args.steps * args.strength) if init is not None else args.steps
+    else:
+        sched = make_scheduler(pipe, scheduler, spacing)
         sched.set_timesteps(args.steps)
         total = len(sched.timesteps)  # PNDM runs one step more
-    else:
-        total = int(args.steps * args.strength)
     with tqdm(total=total, desc="denoising", unit="step") as bar:
         t = trace(
             pipe,
@@ -144,7 +149,7 @@ def run_trace(args: argparse.Namespace) -> Path:
             steps=args.steps,
             guidance=args.guidance,
             seed=args.seed,
-            scheduler=args.scheduler,
+            scheduler=scheduler,
             spacing=spacing,
             height=args.height,
             width=args.width,

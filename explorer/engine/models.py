@@ -20,7 +20,9 @@ from explorer.engine import fastpath
 
 MINI_DIR = Path(__file__).parent.parent / "mini" / "model"  # mini-shapes, the embedded default
 THINGS_DIR = Path(__file__).parent.parent / "mini" / "things" / "model"
-MINI_MODELS = {"mini-shapes": MINI_DIR, "mini-things": THINGS_DIR}  # the embedded models
+FLOW_DIR = Path(__file__).parent.parent / "mini" / "flow" / "model"  # mini-shapes' world, flow
+MINI_MODELS = {"mini-shapes": MINI_DIR, "mini-things": THINGS_DIR, "mini-flow": FLOW_DIR}
+FLOW_CLASS = "StableDiffusion3Pipeline"  # a folder's model_index.json class for a flow model
 MINI_NAME = "mini-shapes"  # what `model=None` loads
 ALIASES = {"mini-sd": "mini-shapes"}  # the embedded model's name before there were two
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
@@ -54,7 +56,11 @@ def check_safetensors(folder: Path) -> None:
             "saved with pipe.save_pretrained(...), or a hub id such as "
             "'stable-diffusion-v1-5/stable-diffusion-v1-5'"
         )
-    for part in ("unet", "vae", "text_encoder"):
+    for part in (
+        pipeline_class(folder) == FLOW_CLASS and "transformer" or "unet",
+        "vae",
+        "text_encoder",
+    ):
         sub = folder / part
         if not sub.is_dir():
             raise ModelError(
@@ -70,11 +76,18 @@ def check_safetensors(folder: Path) -> None:
             )
 
 
+def pipeline_class(folder: Path) -> str | None:
+    """The pipeline class a local diffusers folder's model_index.json names."""
+    index = Path(folder) / "model_index.json"
+    return json.loads(index.read_text()).get("_class_name") if index.is_file() else None
+
+
 def load_pipeline(model: str | None = None, device: str | None = None):
     """The ``StableDiffusionPipeline`` for ``model`` on ``device`` (cached).
 
     ``model=None`` gives the embedded Mini SD; a local folder or a hub id gives that diffusers
-    SD 1.x/2.x checkpoint, in float16 on CUDA and float32 on the CPU.
+    SD 1.x/2.x checkpoint, in float16 on CUDA and float32 on the CPU. A local folder saved from a
+    ``StableDiffusion3Pipeline`` (``"mini-flow"``, or an SD3 model without T5) loads as one.
     """
     dev = resolve_device(device)
     name = mini_name(model)
@@ -110,6 +123,8 @@ def _load(model: str, device: str):
         raise ModelError(
             f"model {model!r} is neither an existing folder nor a hub id like 'owner/name'"
         )
+    if path.exists() and pipeline_class(path) == FLOW_CLASS:
+        return _load_flow(path, dev, dtype)
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
             str(path) if path.exists() else model,
@@ -130,6 +145,21 @@ def _load(model: str, device: str):
     return pipe
 
 
+def _load_flow(path: Path, dev: torch.device, dtype: torch.dtype):
+    """An SD3 folder; T5 may be absent (the pipeline then feeds zeros in its place)."""
+    from diffusers import StableDiffusion3Pipeline
+
+    absent = {n: None for n in ("text_encoder_3", "tokenizer_3") if not (path / n).is_dir()}
+    try:
+        pipe = StableDiffusion3Pipeline.from_pretrained(
+            str(path), dtype=dtype, use_safetensors=True, **absent
+        )
+    except (OSError, ValueError) as e:
+        raise ModelError(f"could not load {str(path)!r} as a StableDiffusion3Pipeline: {e}") from e
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(dev)
+
+
 def vae_scale_factor(vae_config: Mapping[str, Any]) -> int:
     """f, the VAE's downsampling factor, from its config as diffusers derives it: the encoder
     halves the picture once per block after the first (SD 1.x: 4 blocks, f = 8; the Mini: 4)."""
@@ -142,10 +172,12 @@ def image_size(pipe: Any = None, name: str | None = None) -> tuple[int, int]:
     read from its config files (no model loaded)."""
     if pipe is None:
         folder = MINI_MODELS[mini_name(name) or MINI_NAME]
-        folders = (folder / "unet", folder / "vae")
+        part = "transformer" if pipeline_class(folder) == FLOW_CLASS else "unet"
+        folders = (folder / part, folder / "vae")
         unet, vae = (json.loads((f / "config.json").read_text()) for f in folders)
     else:
-        unet, vae = pipe.unet.config, pipe.vae.config
+        unet = (pipe.transformer if hasattr(pipe, "transformer") else pipe.unet).config
+        vae = pipe.vae.config
     size = unet["sample_size"]
     h, w = (size, size) if isinstance(size, int) else size
     f = vae_scale_factor(vae)

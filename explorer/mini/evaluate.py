@@ -1,7 +1,8 @@
 """Score the Mini SD on held-out seeds: ``python -m explorer.mini.evaluate``.
 
 ``--model mini-things`` (or a folder with a ``world.json``) scores mini-things instead
-(``explorer.mini.things.evaluate``); what follows is mini-shapes'.
+(``explorer.mini.things.evaluate``), ``--model mini-flow`` mini-flow
+(``explorer.mini.flow.evaluate``); what follows is mini-shapes'.
 
 Writes ``explorer/mini/metrics.json`` (committed beside the weights). Every figure is measured on
 seeds of the held-out split (``data.HELDOUT_START`` on), which training never sees:
@@ -117,13 +118,19 @@ def prompt_following(pipe, n: int = 200, batch: int = 25) -> dict:
 def main(argv: list[str] | None = None) -> None:
     from transformers import CLIPModel
 
-    from explorer.engine.models import MINI_MODELS, load_pipeline, mini_name
+    from explorer.engine.models import (
+        FLOW_CLASS,
+        MINI_MODELS,
+        load_pipeline,
+        mini_name,
+        pipeline_class,
+    )
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
-        "--model", default="mini-shapes", help="mini-shapes, mini-things or a Mini model folder"
+        "--model", default="mini-shapes", help="mini-shapes, mini-things, mini-flow or a folder"
     )
     p.add_argument("--out", type=Path, default=None, help="default: the model's metrics file")
     p.add_argument("--prompts", type=int, default=None, help="default 200 (mini-things: 300)")
@@ -131,6 +138,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--grid", type=Path, default=None, help="save a PNG grid of generated samples")
     args = p.parse_args(argv)
     args.model = MINI_MODELS.get(mini_name(args.model) or "", Path(args.model))
+    if pipeline_class(args.model) == FLOW_CLASS:  # mini-flow
+        from explorer.mini.flow import evaluate as flow
+
+        flow.main(args.model, args.out, args.prompts or 200)
+        return
     if (args.model / "world.json").is_file():  # a mini-things folder
         from explorer.mini.things import evaluate as things
 

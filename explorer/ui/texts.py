@@ -5,18 +5,20 @@ TEXTS = {
         "The model starts from pure noise and removes a little at every step. Top: the noisy "
         "latent x_t as it is. Middle: the clean image the model *predicts* at that step — early "
         "guesses are blurry averages of many possible images, because so little is known yet. "
-        "Bottom: the noise it thinks is in x_t."
+        "Bottom: the noise it thinks is in x_t (a flow model: the noise its velocity implies)."
     ),
     "scheduler": (
-        "The UNet only predicts noise ε; the scheduler decides how much of it to take away. "
+        "The UNet only predicts noise ε (a flow model's transformer: a velocity v ≈ ε − x0); the "
+        "scheduler decides how much of it to take away (a flow model: how far to move along v). "
         "For most schedulers the next latent is a weighted sum of the current one and the "
-        "noise. These pictures are the latent numbers themselves (a cheap colour map, the same "
-        "for all four), so you can see how small the removed part is."
+        "prediction. These pictures are the latent numbers themselves (a cheap colour map, the "
+        "same for all four), so you can see how small the removed part is."
     ),
     "guidance": (
-        "With guidance the UNet runs twice per step: once without the prompt (ε_u) and once "
+        "With guidance the model runs twice per step: once without the prompt (ε_u) and once "
         "with it (ε_c). Their difference is the prompt's push, and the scheduler uses "
-        "ε = ε_u + g·(ε_c − ε_u), g = the guidance scale. Each picture is contrast-stretched on "
+        "ε = ε_u + g·(ε_c − ε_u), g = the guidance scale (a flow model mixes its velocities the "
+        "same way: v = v_u + g·(v_c − v_u)). Each picture is contrast-stretched on "
         "its own: compare sizes with the norms."
     ),
     "latent": (
@@ -25,7 +27,8 @@ TEXTS = {
         "as grey images; right: the same latent decoded to pixels."
     ),
     "charts": (
-        "ᾱ_t is the share of signal in x_t; the signal-to-noise ratio rises from near 0 to "
+        "ᾱ_t is the share of signal in x_t (a flow model: 1 − σ_t, its place on the line from "
+        "the noise to x0); the signal-to-noise ratio rises from near 0 to "
         "large. The coarse layout and colours settle in the first steps, fine detail last: "
         "that is why very few steps still give the right overall picture."
     ),
@@ -38,6 +41,6 @@ TEXTS = {
         "channels of 16 × 16 numbers. Here is every tensor the explorer captured from this run. "
         "With guidance the UNet works on a "
         "batch of 2 (without and with the prompt): that doubled batch dimension is split "
-        "into noise_uncond and noise_text here."
+        "into noise_uncond and noise_text here (a flow model's: velocity_uncond and velocity_text)."
     ),
 }

@@ -37,6 +37,7 @@ from explorer.ui.experiment_lists import LISTS
 from explorer.ui.notes import notes_markdown, prompt_notes
 from explorer.ui.pending import until_run
 from explorer.ui.stepviews import RunView, step_captions
+from explorer.ui.tabs import epsilon_or_flow
 from explorer.ui.widgets import control_input
 
 TITLE = "Compare"
@@ -305,3 +306,5 @@ def create_tab(ctx: AppContext) -> None:
             concurrency_limit=VIEW_CONCURRENCY,
             concurrency_id="views",
         )
+    with gr.Accordion("Epsilon or flow? Two Mini models from one noise", open=False, elem_id="eof"):
+        epsilon_or_flow.create_section(ctx)
