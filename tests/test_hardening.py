@@ -39,6 +39,7 @@ DEFAULTS = {  # each endpoint's inputs besides the base settings: small and vali
     "/compare_seeds": dict(negative="", seeds="0"),
     "/grid": dict(negative="", row_axis="steps", row_text="1", col_axis="seed", col_text="0"),
     "/attention": dict(negative_prompt="", token_choice="circle", step_value=1, average=True),
+    "/epsilon_or_flow": dict(),
     "/tokens": dict(a="a red circle", b="a blue square"),
     "/similarity": dict(text="a red circle\na blue square"),
     "/image_text": dict(source="Mini dataset (held-out)", count=2, captions_text="", files=None),

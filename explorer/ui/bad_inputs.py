@@ -142,6 +142,13 @@ VALUE_ROWS: dict[str, list[tuple]] = {
         ("step = inf", "step must be a whole number", dict(step_value="inf")),
         ("step = 'abc'", "step must be a whole number", dict(step_value="abc")),
     ],
+    "/epsilon_or_flow": [
+        ("empty prompt", "type a prompt: both models draw it", dict(prompt="")),
+        ("whitespace-only prompt", "type a prompt", dict(prompt=" \n\t  ")),
+        (OVER, SHORTEN, dict(prompt=TOO_LONG)),
+        ("seed = -1", SEED_RANGE, dict(seed=-1)),
+        ("seed = 1.5", "seed must be a whole number", dict(seed=1.5)),
+    ],
     "/tokens": [
         ("empty prompt A", "prompt A is empty", dict(a=""), True),
         ("whitespace-only prompts", "prompt A is empty", dict(a=" \n\t", b="  "), True),
