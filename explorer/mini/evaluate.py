@@ -115,6 +115,21 @@ def prompt_following(pipe, n: int = 200, batch: int = 25) -> dict:
     }
 
 
+def evaluate_flow(model: Path, out: Path | None, prompts: int) -> dict:
+    """mini-flow's prompt figures beside mini-shapes' (``explorer.mini.flow.evaluate``)."""
+    from explorer.engine.models import load_pipeline
+    from explorer.mini.flow.evaluate import write_metrics
+
+    t0 = time.time()
+    scores = prompt_following(load_pipeline(str(model), "cpu"), prompts)["scores"]
+    epsilon = json.loads(METRICS.read_text())
+    metrics = write_metrics(
+        scores, epsilon, prompts, time.time() - t0, out or model / "metrics.json"
+    )
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
 def main(argv: list[str] | None = None) -> None:
     from transformers import CLIPModel
 
@@ -139,9 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     args.model = MINI_MODELS.get(mini_name(args.model) or "", Path(args.model))
     if pipeline_class(args.model) == FLOW_CLASS:  # mini-flow
-        from explorer.mini.flow import evaluate as flow
-
-        flow.main(args.model, args.out, args.prompts or 200)
+        evaluate_flow(args.model, args.out, args.prompts or 200)
         return
     if (args.model / "world.json").is_file():  # a mini-things folder
         from explorer.mini.things import evaluate as things
