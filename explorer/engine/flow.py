@@ -133,10 +133,12 @@ class FlowRecorder(Recorder):
 
         @functools.wraps(step)  # keeps the signature: pipelines inspect it
         def wrapped_step(model_output, timestep, sample, *args, return_dict=True, **kwargs):
-            out = step(model_output, timestep, sample, *args, return_dict=True, **kwargs)
+            # x_0 follows from σ and v (`_derive`), so the scheduler's output is passed on as
+            # the pipeline asked for it (SD3: a tuple, no output object built)
+            out = step(model_output, timestep, sample, *args, return_dict=return_dict, **kwargs)
             sigma = float(sched.sigmas[sched.step_index - 1])  # the σ this step started from
             self._on_flow_step(model_output, timestep, sample, sigma)
-            return out if return_dict else out.to_tuple()
+            return out
 
         sched.set_timesteps, sched.step = wrapped_set_timesteps, wrapped_step
 
