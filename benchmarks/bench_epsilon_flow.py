@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
+import common  # noqa: F401 -- puts the repository on sys.path
 import numpy as np
 import torch
 

@@ -9,7 +9,9 @@ a start and, on one map, show how each gets to its picture:
   the distance from its start to its end; 1 is a straight line. DDIM's path bends even for a
   single picture (x_t = √ᾱ·x_0 + √(1 − ᾱ)·ε is an arc), flow's only where its target moves;
 - few steps: the picture after 1, 2, 4 and 8 steps beside the model's own picture after 50,
-  and their mean pixel distance (0–255): a straighter path survives bigger steps.
+  and their mean pixel distance (0–255). A straight path could be walked in one step, but a
+  few-step picture also depends on how much the model's x_0 prediction still moves along the
+  way: the two are measured, not assumed to agree.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ rectified-flow objective, SD3's flow scheduler, all in a `StableDiffusion3Pipeli
 | text towers | CLIPTextModelWithProjection ×2  | CLIP-L and CLIP-G    | mini-shapes' tower twice |
 | T5          | T5EncoderModel                  | T5-XXL               | absent: zeros, as in SD3 |
 | VAE         | AutoencoderKL                   | 16 channels, ×8      | mini-shapes' (4, ×4)     |
-| scheduler   | FlowMatchEulerDiscreteScheduler | shift 3              | shift 1 (16×16 latents)  |
+| scheduler   | FlowMatchEulerDiscreteScheduler | shift 3              | shift 2                  |
 
 Without T5 the pipeline appends `max_sequence_length` (256) zero rows to the text sequence.
 They carry no position, so they stay identical through every block, and in attention 256 equal
@@ -49,7 +49,9 @@ TRANSFORMER = dict(
     pooled_projection_dim=2 * TEXT_WIDTH,  # both towers' pooled vectors
     pos_embed_max_size=16,
 )
-SCHEDULER = dict(num_train_timesteps=1000, shift=1.0)
+# shift 2, picked on training-split captions (25-step shapes 88% vs 86% at shift 1; 4 steps nearer
+# their 50): see the model card
+SCHEDULER = dict(num_train_timesteps=1000, shift=2.0)
 
 
 def build_transformer() -> SD3Transformer2DModel:
