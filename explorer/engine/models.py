@@ -56,11 +56,8 @@ def check_safetensors(folder: Path) -> None:
             "saved with pipe.save_pretrained(...), or a hub id such as "
             "'stable-diffusion-v1-5/stable-diffusion-v1-5'"
         )
-    for part in (
-        pipeline_class(folder) == FLOW_CLASS and "transformer" or "unet",
-        "vae",
-        "text_encoder",
-    ):
+    denoiser = "transformer" if pipeline_class(folder) == FLOW_CLASS else "unet"
+    for part in (denoiser, "vae", "text_encoder"):
         sub = folder / part
         if not sub.is_dir():
             raise ModelError(

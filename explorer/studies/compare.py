@@ -154,14 +154,18 @@ def trajectory_points(t: Trace) -> np.ndarray:
 def comparison_map(cmp: Comparison, method: str = "pca", seed: int = DEFAULT_SEED) -> TrajectoryMap:
     """Both runs' paths (`trajectory_points`) on one shared 2-D map, "pca" or "umap" (PCA stands
     in for UMAP while it warms up; the projection's note says so). Equal latents land on one
-    point whatever the method: two equal runs draw one path (PCA maps equal points equally;
+    point whatever the method: two equal runs draw one path (PCA of all the points, each set of
+    equal points then drawn at one of them;
     UMAP, which places each point on its own, is given each distinct point once)."""
     points = [trajectory_points(cmp.a), trajectory_points(cmp.b)]
-    if method != "umap":
-        return trajectory_map(points, ["A", "B"], method, seed)
     flat = np.concatenate(points)  # (T_A + T_B + 2, C·h·w)
-    unique, back = np.unique(flat, axis=0, return_inverse=True)  # (U, C·h·w), (T_A + T_B + 2,)
+    unique, first, back = np.unique(flat, axis=0, return_index=True, return_inverse=True)
+    n = len(points[0])
+    if method != "umap":  # PCA of every point; equal points then take one point's place, as
+        # a matrix product need not give equal rows the same last bits
+        tmap = trajectory_map(points, ["A", "B"], method, seed)
+        xy = np.concatenate(tmap.paths)[first[back.reshape(-1)]]  # (T_A + T_B + 2, 2)
+        return replace(tmap, paths=[xy[:n], xy[n:]], projection=replace(tmap.projection, xy=xy))
     proj = project(unique, method, seed)  # (U, 2)
     xy = proj.xy[back.reshape(-1)]  # (T_A + T_B + 2, 2)
-    n = len(points[0])
     return TrajectoryMap(["A", "B"], [xy[:n], xy[n:]], replace(proj, xy=xy))
