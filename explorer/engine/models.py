@@ -157,6 +157,12 @@ def _load_flow(path: Path, dev: torch.device, dtype: torch.dtype):
     return pipe.to(dev)
 
 
+def denoiser(pipe: Any) -> torch.nn.Module:
+    """The network a pipeline calls once a step: its UNet, or SD3's transformer."""
+    net = getattr(pipe, "unet", None)
+    return net if net is not None else pipe.transformer
+
+
 def vae_scale_factor(vae_config: Mapping[str, Any]) -> int:
     """f, the VAE's downsampling factor, from its config as diffusers derives it: the encoder
     halves the picture once per block after the first (SD 1.x: 4 blocks, f = 8; the Mini: 4)."""
@@ -173,8 +179,7 @@ def image_size(pipe: Any = None, name: str | None = None) -> tuple[int, int]:
         folders = (folder / part, folder / "vae")
         unet, vae = (json.loads((f / "config.json").read_text()) for f in folders)
     else:
-        unet = (pipe.transformer if hasattr(pipe, "transformer") else pipe.unet).config
-        vae = pipe.vae.config
+        unet, vae = denoiser(pipe).config, pipe.vae.config
     size = unet["sample_size"]
     h, w = (size, size) if isinstance(size, int) else size
     f = vae_scale_factor(vae)

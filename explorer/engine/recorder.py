@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from explorer.engine import decode as dec
+from explorer.engine.models import denoiser
 from explorer.engine.schedulers import has_sigmas
 from explorer.engine.tracefile import Trace
 
@@ -226,12 +227,6 @@ class Recorder:
             previews=list(self.previews[:T]) if item == 0 else [],
             **extra,
         )
-
-
-def denoiser(pipe: Any) -> torch.nn.Module:
-    """The network a pipeline calls once a step: its UNet, or SD3's transformer."""
-    net = getattr(pipe, "unet", None)
-    return net if net is not None else pipe.transformer
 
 
 def _route(module, args, *rest, owner: Recorder) -> None:
