@@ -103,6 +103,20 @@ def test_schedule_is_shifted_and_recorded(sd3):
     torch.testing.assert_close(t.alphas_cumprod, flow.equivalent_alpha_bar(t.sigmas))
 
 
+def test_trailing_spacing_is_fluxs_grid_through_the_pipeline(sd3):
+    t = trace(sd3, PROMPT, steps=4, guidance=3.0, spacing="trailing")
+    grid = [1.0, 0.75, 0.5, 0.25]  # FluxPipeline's np.linspace(1, 1 / N, N)
+    ref = plain(sd3, num_inference_steps=4, guidance_scale=3.0, sigmas=grid)
+    assert np.array_equal(np.asarray(t.image), np.asarray(ref))
+    torch.testing.assert_close(t.sigmas, flow.shifted_sigma(torch.tensor(grid), 3.0))
+    # the default grid ends at the training's last σ: its last step barely moves the latent
+    default = trace(sd3, PROMPT, steps=4, guidance=3.0, spacing="linspace")
+    assert np.array_equal(
+        np.asarray(default.image), np.asarray(plain(sd3, num_inference_steps=4, guidance_scale=3.0))
+    )
+    assert default.sigmas[-1] < 0.01 < 0.4 < t.sigmas[-1]
+
+
 def test_record_shapes_tokens_and_settings(sd3):
     t = trace(sd3, PROMPT, steps=3, guidance=4.0, seed=2)
     T, L = 3, 77 + 256  # CLIP's tokens, then T5's place (zeros: no T5 in this pipeline)
@@ -157,7 +171,7 @@ def test_vae_decode_matches_final_image(sd3):
     "kwargs, match",
     [
         ({"scheduler": "ddim"}, "samples with flow_euler"),
-        ({"spacing": "trailing"}, "no timestep spacing"),
+        ({"spacing": "leading"}, "spaced linspace, trailing"),
         ({"image": Image.new("RGB", (64, 64))}, "img2img traces SD 1.x/2.x"),
     ],
 )

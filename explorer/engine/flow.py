@@ -87,6 +87,23 @@ def sigma_next(trace: Trace) -> torch.Tensor:
     return schedule[1 : trace.num_steps + 1]
 
 
+FLOW_SPACINGS = ("linspace", "trailing")  # the σ grids a flow trace takes (`spacing_sigmas`)
+
+
+def spacing_sigmas(spacing: str | None, steps: int) -> list[float] | None:
+    """The unshifted σ grid of `steps` steps that the pipeline is given for `spacing`, or None
+    for its own. "linspace" (None, diffusers' default for SD3): 1 down to the training's last σ
+    (0.001, 0.004 once shifted), so the last of N steps runs from there to 0 and barely moves
+    the picture. "trailing": σ = 1, 1 − 1/N, ..., 1/N as FluxPipeline gives it, each step a
+    1/N of the way (DDIM's trailing timesteps T, T − T/N, ..., T/N in flow's terms)."""
+    if spacing in (None, "linspace"):
+        return None
+    if spacing != "trailing":
+        valid = ", ".join(FLOW_SPACINGS)
+        raise ValueError(f"a flow schedule is spaced {valid}; got spacing {spacing!r}")
+    return [1 - i / steps for i in range(steps)]
+
+
 def make_scheduler(pipe: Any, name: str | None) -> FlowMatchEulerDiscreteScheduler:
     """A FRESH flow scheduler from the pipeline's scheduler config (`name` None: "flow_euler")."""
     name = name or "flow_euler"

@@ -72,13 +72,13 @@ def private_pipeline(
 def check_supported(
     pipe: Any, img2img: bool, spacing: str | None = None, attention: bool = False
 ) -> None:
-    """`ValueError` for what a kind cannot do: img2img beyond SD 1.x/2.x; timestep spacing for a
-    flow model (its shift places the steps)."""
+    """`ValueError` for what a kind cannot do: img2img beyond SD 1.x/2.x; a flow model's σ grid
+    is "linspace" or "trailing" (`flow.spacing_sigmas`), its shift then places the steps."""
     which = kind(pipe)
     if img2img and which != "sd":
         raise ValueError(f"img2img traces SD 1.x/2.x pipelines only, not {type(pipe).__name__}")
-    if which == "flow" and spacing is not None:
-        raise ValueError("a flow schedule has no timestep spacing: its shift places the steps")
+    if which == "flow":
+        flow.spacing_sigmas(spacing, 1)
 
 
 def shallow_copy(pipe: Any, scheduler: Any) -> Any:
@@ -154,6 +154,15 @@ def kind_settings(pipe: Any) -> dict:
         out["t5_tokens"] = t5_length(pipe)
         out["attention_maps"] = "joint: each position's share of attention on each text token"
     return out
+
+
+def call_arguments(pipe: Any, spacing: str | None, steps: int) -> dict:
+    """What a run adds to the pipeline call for `spacing`: a flow model's σ grid (SD 1.x/2.x and
+    SDXL take theirs from the scheduler `private_pipeline` made)."""
+    if kind(pipe) != "flow":
+        return {}
+    sigmas = flow.spacing_sigmas(spacing, steps)
+    return {} if sigmas is None else {"sigmas": sigmas}
 
 
 def run_facts(run: Any) -> dict:

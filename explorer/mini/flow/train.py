@@ -16,6 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from diffusers import SD3Transformer2DModel
 from tqdm import tqdm
 
 from explorer.mini import data
@@ -71,11 +72,21 @@ def text_states(work: Path) -> dict:
     return states
 
 
-def sample_sigma(batch: int, gen: torch.Generator) -> torch.Tensor:
-    """(B,) σ: SD3's logit-normal(0, 1) for 90%, uniform for the rest (the ends still seen)."""
+def sample_sigma(batch: int, gen: torch.Generator, sampler_share: float = 0.0) -> torch.Tensor:
+    """(B,) σ: SD3's logit-normal(0, 1) for 90%, uniform for the rest (the ends still seen).
+
+    With `sampler_share` > 0 that share is instead drawn as the sampler spaces its steps
+    (uniform, then the scheduler's shift): logit-normal puts 5% of σ above 0.86 where the shifted
+    sampler takes a quarter of its steps, and guidance pushes those first steps off the data."""
     logit_normal = torch.sigmoid(torch.randn(batch, generator=gen))
     uniform = torch.rand(batch, generator=gen)
-    return torch.where(torch.rand(batch, generator=gen) < 0.1, uniform, logit_normal)
+    sigma = torch.where(torch.rand(batch, generator=gen) < 0.1, uniform, logit_normal)
+    if sampler_share > 0:
+        shift = parts.SCHEDULER["shift"]
+        u = torch.rand(batch, generator=gen)
+        shifted = shift * u / (1 + (shift - 1) * u)  # FlowMatchEulerDiscreteScheduler's shift
+        sigma = torch.where(torch.rand(batch, generator=gen) < sampler_share, shifted, sigma)
+    return sigma
 
 
 def train_flow(args, metrics: dict) -> None:
@@ -83,7 +94,11 @@ def train_flow(args, metrics: dict) -> None:
     empty = len(states["embeds"]) - 1
     scale = float(pool["scaling_factor"])
     torch.manual_seed(args.seed)
-    model = parts.for_training(parts.build_transformer()).train()
+    model = parts.build_transformer()
+    if args.init is not None:  # resume from committed weights (fp16 is a valid start)
+        start = SD3Transformer2DModel.from_pretrained(args.init / "transformer")
+        model.load_state_dict(start.float().state_dict())
+    model = parts.for_training(model).train()
     ema = EMA(model, 0.999)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     device = torch.device("cpu")
@@ -96,7 +111,7 @@ def train_flow(args, metrics: dict) -> None:
         rows = pool["rows"][idx]
         rows = torch.where(torch.rand(args.batch, generator=gen) < 0.1, empty, rows)  # (B,)
         noise = torch.randn(x0.shape, generator=gen)  # (B, 4, 16, 16)
-        sigma = sample_sigma(args.batch, gen)  # (B,)
+        sigma = sample_sigma(args.batch, gen, args.sampler_share)  # (B,)
         s = sigma.view(-1, 1, 1, 1)
         xt = s * noise + (1 - s) * x0  # (B, 4, 16, 16)
         for g in opt.param_groups:
@@ -128,6 +143,29 @@ def load_trained(work: Path):
     return model.eval(), int(state["step"])
 
 
+def record_run(args) -> None:
+    """run.json in the work folder, once: this run's recipe and the history of its `--init`."""
+    path = args.work / "run.json"
+    if path.exists():
+        return
+    earlier = {"steps": 0}
+    if args.init is not None and (args.init / "training.json").exists():
+        earlier = json.loads((args.init / "training.json").read_text())
+    runs = earlier.get("runs") or ([{"steps": earlier["steps"]}] if earlier["steps"] else [])
+    recipe = {"lr": args.lr, "batch": args.batch, "sampler_share": args.sampler_share}
+    path.write_text(json.dumps({**recipe, "init_steps": earlier["steps"], "runs": runs}))
+
+
+def history(work: Path, step: int) -> dict:
+    """training.json: the steps of this run, after those of the weights it started from."""
+    run = json.loads((work / "run.json").read_text()) if (work / "run.json").exists() else {}
+    recipe = {k: v for k, v in run.items() if k not in ("init_steps", "runs")}
+    return {
+        "steps": run.get("init_steps", 0) + step,
+        "runs": run.get("runs", []) + [{"steps": step, **recipe}],
+    }
+
+
 def package(work: Path, out: Path) -> Path:
     import shutil
 
@@ -136,7 +174,7 @@ def package(work: Path, out: Path) -> Path:
     pipe.to(torch.float16)
     pipe.save_pretrained(out, safe_serialization=True)
     shutil.copy(parts.SHAPES_DIR / "preview.json", out / "preview.json")  # the same VAE
-    (out / "training.json").write_text(json.dumps({"steps": step}, indent=2))
+    (out / "training.json").write_text(json.dumps(history(work, step), indent=2))
     return out
 
 
@@ -152,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save-every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", type=Path, help="start from this mini-flow folder's transformer")
+    p.add_argument("--sampler-share", type=float, default=0.0, help="share of σ as sampled")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -159,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     t0 = time.time()
     if args.stage in ("all", "flow"):
+        record_run(args)
         train_flow(args, metrics)
     if args.stage in ("all", "package"):
         print(f"packaged mini-flow in {package(args.work, args.out)}")
