@@ -147,8 +147,9 @@ def test_epsilon_or_flow_from_one_noise(pipes):
         assert r.straightness[m] >= 1.0
         assert len(r.few[m]) == 2
         assert r.distance[m][0] == pytest.approx(eof.pixel_distance(r.few[m][0], r.reference[m]))
-    four = trace(pipes["flow"], PROMPT, steps=4, guidance=5.0, seed=2).image
-    assert np.array_equal(np.asarray(four), np.asarray(r.few["flow"][1]))
+    four = trace(pipes["flow"], PROMPT, steps=4, guidance=5.0, seed=2, spacing="trailing")
+    assert np.array_equal(np.asarray(four.image), np.asarray(r.few["flow"][1]))
+    assert four.sigmas[-1] > 0.3  # the trailing grid: the last of 4 steps starts well above 0
     tmap = eof.paths_map(r)
     assert [len(p) for p in tmap.paths] == [eof.STEPS + 1, eof.STEPS + 1]
     assert np.allclose(tmap.paths[0][0], tmap.paths[1][0])  # one start on the map

@@ -31,6 +31,9 @@ MINI = {"epsilon": "shapes", "flow": "flow"}  # the embedded models: mini-shapes
 FEW_STEPS = (1, 2, 4, 8)
 REFERENCE_STEPS = 50
 STEPS, GUIDANCE = 25, 5.0  # the runs whose paths are mapped (the evaluation's settings)
+# both on the trailing grid: N steps from pure noise, each a 1/N of the way (mini-shapes'
+# config; for flow FluxPipeline's σ grid, where diffusers' SD3 default wastes the last step)
+SPACING = "trailing"
 
 
 @dataclass
@@ -71,7 +74,9 @@ def run(
     for i, (model, n) in enumerate(plan):
         if progress is not None:
             progress(i / len(plan), f"{model}: {n} step{'s' if n > 1 else ''}")
-        done[model, n] = trace(pipes[model], prompt, steps=n, guidance=guidance, seed=seed)
+        done[model, n] = trace(
+            pipes[model], prompt, steps=n, guidance=guidance, seed=seed, spacing=SPACING
+        )
     runs = {m: done[m, steps] for m in MODELS}
     references = {m: done[m, REFERENCE_STEPS].image for m in MODELS}
     few_pictures = {m: [done[m, n].image for n in few] for m in MODELS}
