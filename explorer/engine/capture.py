@@ -123,8 +123,7 @@ def trace(
     also makes a linear preview of each step's x_0 (`Trace.previews`). `attention=True` also
     records cross-attention maps (`Trace.attention`, in the final record only; see
     `explorer.engine.attention_taps`); the image is the same. `spacing` ("leading", "trailing",
-    "linspace") overrides the config's `timestep_spacing` (`explorer.engine.schedulers`); for a
-    flow model "trailing" passes FluxPipeline's σ grid as `sigmas` (`flow.spacing_sigmas`).
+    "linspace") overrides the config's `timestep_spacing`; a flow model's: `flow.spacing_sigmas`.
     """
     # 1. Check inputs
     _check_inputs(prompt, negative_prompt, steps, image, height, width, strength)
@@ -152,9 +151,8 @@ def trace(
     on_step_end = _step_callback(rec, tokens, settings, on_step, should_stop)
 
     # 5. Run the real pipeline with the UNet hook (and attention taps) in place
-    sizes = {"height": height, "width": width}
-    call = {"image": image, "strength": strength} if image is not None else sizes
-    call.update(kinds.call_arguments(pipe, spacing, steps))  # a flow model's σ grid
+    sizes = {"height": height, "width": width, **kinds.call_arguments(pipe, spacing, steps)}
+    call = {"image": image, "strength": strength} if image is not None else sizes  # σ grid: flow
     maps = capture_attention(denoiser(pipe), guided) if attention else contextlib.nullcontext()
     with threads.tracked(), recording(pipe, rec), maps as collector:
         result = run(

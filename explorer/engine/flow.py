@@ -96,12 +96,17 @@ def spacing_sigmas(spacing: str | None, steps: int) -> list[float] | None:
     (0.001, 0.004 once shifted), so the last of N steps runs from there to 0 and barely moves
     the picture. "trailing": σ = 1, 1 − 1/N, ..., 1/N as FluxPipeline gives it, each step a
     1/N of the way (DDIM's trailing timesteps T, T − T/N, ..., T/N in flow's terms)."""
-    if spacing in (None, "linspace"):
+    if check_spacing(spacing) in (None, "linspace"):
         return None
-    if spacing != "trailing":
+    return [1 - i / steps for i in range(steps)]
+
+
+def check_spacing(spacing: str | None) -> str | None:
+    """`spacing` if a flow schedule takes it (None, or one of FLOW_SPACINGS), else `ValueError`."""
+    if spacing is not None and spacing not in FLOW_SPACINGS:
         valid = ", ".join(FLOW_SPACINGS)
         raise ValueError(f"a flow schedule is spaced {valid}; got spacing {spacing!r}")
-    return [1 - i / steps for i in range(steps)]
+    return spacing
 
 
 def make_scheduler(pipe: Any, name: str | None) -> FlowMatchEulerDiscreteScheduler:

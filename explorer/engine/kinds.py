@@ -78,7 +78,7 @@ def check_supported(
     if img2img and which != "sd":
         raise ValueError(f"img2img traces SD 1.x/2.x pipelines only, not {type(pipe).__name__}")
     if which == "flow":
-        flow.spacing_sigmas(spacing, 1)
+        flow.check_spacing(spacing)
 
 
 def shallow_copy(pipe: Any, scheduler: Any) -> Any:

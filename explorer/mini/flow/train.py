@@ -19,6 +19,7 @@ import torch
 from diffusers import SD3Transformer2DModel
 from tqdm import tqdm
 
+from explorer.engine import flow
 from explorer.mini import data
 from explorer.mini.flow import parts
 from explorer.mini.loop import EMA, Checkpoint, autocast, lr_at, optimize, train_loop
@@ -82,9 +83,7 @@ def sample_sigma(batch: int, gen: torch.Generator, sampler_share: float = 0.0) -
     uniform = torch.rand(batch, generator=gen)
     sigma = torch.where(torch.rand(batch, generator=gen) < 0.1, uniform, logit_normal)
     if sampler_share > 0:
-        shift = parts.SCHEDULER["shift"]
-        u = torch.rand(batch, generator=gen)
-        shifted = shift * u / (1 + (shift - 1) * u)  # FlowMatchEulerDiscreteScheduler's shift
+        shifted = flow.shifted_sigma(torch.rand(batch, generator=gen), parts.SCHEDULER["shift"])
         sigma = torch.where(torch.rand(batch, generator=gen) < sampler_share, shifted, sigma)
     return sigma
 
