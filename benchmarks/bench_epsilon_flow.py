@@ -3,7 +3,9 @@
     python benchmarks/bench_epsilon_flow.py [--prompts 16] [--flow explorer/mini/flow/model]
 
 On held-out captions of the shapes world (seeds past the held-out boundary, none of them the
-evaluation's), each prompt with its own seed, both models from the same noise at guidance 5:
+evaluation's), each prompt with its own seed, both models from the same noise at guidance 5, on
+the trailing grid (N steps from pure noise, each 1/N of the way: mini-shapes' DDIM config, and for
+mini-flow FluxPipeline's σ grid, which its scheduler then shifts by 0.75):
 
 - straightness of the 25-step path x_T, ..., x_0 (length over the steps ÷ start-to-end distance;
   1 = straight): the median over the prompts. Bar: mini-flow's below mini-shapes'.

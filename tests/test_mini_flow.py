@@ -149,7 +149,9 @@ def test_epsilon_or_flow_from_one_noise(pipes):
         assert r.distance[m][0] == pytest.approx(eof.pixel_distance(r.few[m][0], r.reference[m]))
     four = trace(pipes["flow"], PROMPT, steps=4, guidance=5.0, seed=2, spacing="trailing")
     assert np.array_equal(np.asarray(four.image), np.asarray(r.few["flow"][1]))
-    assert four.sigmas[-1] > 0.3  # the trailing grid: the last of 4 steps starts well above 0
+    shift = pipes["flow"].scheduler.config.shift  # the trailing grid: the last of 4 steps
+    last = flow.shifted_sigma(torch.tensor(0.25), shift)  # starts at 1/4, shifted (not 0.004)
+    torch.testing.assert_close(four.sigmas[-1].float(), last)
     tmap = eof.paths_map(r)
     assert [len(p) for p in tmap.paths] == [eof.STEPS + 1, eof.STEPS + 1]
     assert np.allclose(tmap.paths[0][0], tmap.paths[1][0])  # one start on the map

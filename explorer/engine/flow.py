@@ -77,7 +77,8 @@ def equivalent_alpha_bar(sigma: torch.Tensor | float) -> torch.Tensor | float:
 
 
 def shifted_sigma(sigma: torch.Tensor, shift: float) -> torch.Tensor:
-    """SD3's schedule shift σ' = shift·σ / (1 + (shift − 1)·σ): more steps at high noise."""
+    """SD3's schedule shift σ' = shift·σ / (1 + (shift − 1)·σ): more steps at high noise for a shift
+    above 1 (SD3's 3), more at low noise for one below 1."""
     return shift * sigma / (1 + (shift - 1) * sigma)
 
 
