@@ -77,6 +77,30 @@ def test_the_things_pipeline_trains_packages_and_runs_from_a_smoke_run(tmp_path)
     assert np.array_equal(ours, np.asarray(plain))  # the engine runs it as diffusers does
 
 
+@needs_font
+@pytest.mark.parametrize("text_lr", [0.0, 1e-2])
+def test_the_unet_stage_resumes_from_the_committed_folder_and_tunes_the_text_tower(
+    tmp_path, text_lr
+):
+    from transformers import CLIPTextModel
+
+    from explorer.mini.things import train_unet
+
+    committed = CLIPTextModel.from_pretrained(parts.MODEL_DIR / "text_encoder", dtype=torch.float32)
+    start = train_unet.load_export(parts.build_unet(), parts.MODEL_DIR)
+    cfg = train_unet.Config(**{**train_unet.SMOKE, "steps": start + 3, "text_lr": text_lr})
+    cfg.ramp = 1
+    train_unet.train(cfg, tmp_path, torch.device("cpu"), parts.MODEL_DIR)
+    tuned = train_unet.averaged_text(tmp_path)
+    moved = max(
+        (a - b).abs().max().item() for a, b in zip(tuned.parameters(), committed.parameters())
+    )
+    if text_lr == 0:
+        assert moved == 0.0  # frozen: the package's text encoder is the one the UNet read
+    else:
+        assert moved > 1e-6  # it learned beside the UNet, and the package takes its EMA
+
+
 def test_embedded_names_resolve_and_the_old_name_still_loads():
     assert models.mini_name(None) == models.MINI_NAME == "mini-shapes"
     assert models.mini_name("mini-sd") == "mini-shapes"

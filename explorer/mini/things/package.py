@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline
-from transformers import CLIPTextModel
 
 from explorer.engine.decode import fit_preview_factors, save_preview_factors
 from explorer.mini import architecture as arch
@@ -28,18 +27,23 @@ TRAILING = {"timestep_spacing": "trailing"}
 
 def export(work: Path, out: Path = parts.MODEL_DIR, vae_dir: Path = parts.MODEL_DIR / "vae"):
     """Assemble the VAE in ``vae_dir`` and the CLIP and UNet checkpoints in ``work`` into
-    ``out``; the VAE's scaling factor is the UNet pool's (1 / std of the latents, as SD's)."""
+    ``out``; the VAE's scaling factor is the UNet pool's (1 / std of the latents, as SD's). A
+    work folder without a CLIP checkpoint (a UNet resumed with ``--init``) keeps the committed
+    ``clip/``."""
     out = Path(out)
     tmp = Path(work) / "package"
     shutil.rmtree(tmp, ignore_errors=True)
-    clip_dir = train_clip.export(train_clip.Config(), work, tmp)
+    if (Path(work) / "clip.pt").exists():
+        clip_dir = train_clip.export(train_clip.Config(), work, tmp)
+    else:
+        clip_dir = parts.MODEL_DIR / "clip"
+    clip_info = (clip_dir / "training.json").read_text()
     unet_dir = train_unet.export(train_unet.Config(), work, tmp)
     info = json.loads((unet_dir / "training.json").read_text())
     vae = AutoencoderKL.from_pretrained(vae_dir, torch_dtype=torch.float32)
     vae.register_to_config(scaling_factor=info["scaling_factor"])
     clip = train_clip.load_clip(clip_dir)
-    text_encoder = CLIPTextModel(clip.config.text_config)
-    text_encoder.load_state_dict(clip.text_model.state_dict())
+    text_encoder = train_unet.averaged_text(work)  # the tower the UNet was trained on
     unet = train_unet.averaged_unet(work)[0]
     pipe = StableDiffusionPipeline(
         vae=vae,
@@ -65,7 +69,7 @@ def export(work: Path, out: Path = parts.MODEL_DIR, vae_dir: Path = parts.MODEL_
     for name, text in (
         ("vae/training.json", vae_info),
         ("unet/training.json", (unet_dir / "training.json").read_text()),
-        ("clip/training.json", (clip_dir / "training.json").read_text()),
+        ("clip/training.json", clip_info),
         ("world.json", world),
     ):
         if text is not None:

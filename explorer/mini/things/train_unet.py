@@ -1,7 +1,11 @@
 """Train the ``mini-things`` UNet: ``python -m explorer.mini.things.train_unet --work runs/things``.
 
-Epsilon prediction on SD's schedule with Min-SNR weighting, conditioned on the frozen text tower
-of the CLIP stage (``<work>/clip.pt``). The training pictures are encoded once by the committed VAE
+Epsilon prediction on SD's schedule with Min-SNR weighting, conditioned on the text tower of the
+CLIP stage (``<work>/clip.pt``; with ``--init``, that folder's ``text_encoder``): frozen, or with
+``--text-lr`` learning beside the UNet (contrastive CLIP training alone left the position words
+all but one vector: "top left" and "bottom right" 2.3 apart in the last states, "cat" and "pizza"
+12), as DreamBooth tunes SD's text encoder; ``clip/`` keeps CLIP's own tower for image-text
+scores. The training pictures are encoded once by the committed VAE
 into a pool (``<work>/pool_<N>.pt``: posterior mean and std, the seed, and where the things are on
 the 16x16 grid); every step draws a fresh caption of each picture (template, size words, synonyms:
 ``draw.sample_caption``), drops 10% of them for guidance, and adds to each picture's loss the mean
@@ -23,6 +27,7 @@ os.environ.setdefault("TQDM_MININTERVAL", "60")  # before tqdm loads: own progre
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from transformers import CLIPTextModel  # noqa: E402
 
 from explorer.mini import architecture as arch  # noqa: E402
 from explorer.mini.loop import (  # noqa: E402
@@ -56,6 +61,8 @@ class Config:
     # where the layout (position) is decided. The floor keeps at least this much weight there.
     x0_floor: float = 0.0
     thing_weight: float = 1.0  # loss = whole-latent MSE + thing_weight * MSE on the things' cells
+    text_lr: float = 0.0  # peak learning rate of the text tower beside the UNet's (0: frozen)
+    ramp: int = 100  # a resumed run's learning rates rise linearly over its first steps
     ema_decay: float = 0.999
     save_every: int = 100
     seed: int = 0
@@ -101,16 +108,24 @@ def encode_pool(cfg: Config, work: Path, vae_dir: Path) -> dict:
     return pool
 
 
-def load_text_tower(work: Path, device: torch.device):
-    """The frozen CLIP text tower of the clip stage (``<work>/clip.pt``)."""
+def load_text_tower(work: Path, device: torch.device, init: Path | None = None):
+    """The CLIP text tower the UNet reads, as a ``CLIPTextModel``: ``init``'s ``text_encoder``
+    where given, else the clip stage's (``<work>/clip.pt``), both replaced by the UNet checkpoint's
+    own on a resume; frozen until the caller says."""
     tokenizer = parts.build_tokenizer()
-    clip = parts.build_clip(len(tokenizer))
-    Checkpoint(work, "clip").load(clip=clip)
-    return clip.text_model.to(device).eval().requires_grad_(False), tokenizer
+    if init is not None and (Path(init) / "text_encoder").is_dir():
+        text = CLIPTextModel.from_pretrained(Path(init) / "text_encoder", dtype=torch.float32)
+    else:
+        clip = parts.build_clip(len(tokenizer))
+        Checkpoint(work, "clip").load(clip=clip)
+        text = CLIPTextModel(clip.config.text_config)
+        text.load_state_dict(clip.text_model.state_dict())  # a CLIPTextModel in transformers 5
+    return text.to(device).eval().requires_grad_(False), tokenizer
 
 
 def batch_inputs(pool, idx, step, cfg, text, tokenizer, gen, device):
-    """One step's (x0 (B, 4, 16, 16) scaled, text states (B, 77, W), cells (B, 16, 16))."""
+    """One step's (x0 (B, 4, 16, 16) scaled, text states (B, 77, W), cells (B, 16, 16)); the
+    states carry gradients where the text tower learns (``cfg.text_lr``)."""
     mean, std = pool["mean"][idx].float(), pool["std"][idx].float()
     x0 = (mean + std * torch.randn(mean.shape, generator=gen)) * float(pool["scaling_factor"])
     drop = torch.rand(len(idx), generator=gen) < cfg.caption_dropout
@@ -119,7 +134,7 @@ def batch_inputs(pool, idx, step, cfg, text, tokenizer, gen, device):
         for i, d in zip(idx, drop)
     ]
     ids = tokenizer(texts, padding="max_length", truncation=True, return_tensors="pt").input_ids
-    with torch.no_grad():
+    with torch.set_grad_enabled(cfg.text_lr > 0):
         states = text(input_ids=ids.to(device)).last_hidden_state  # (B, 77, W)
     return x0.to(device), states, pool["cells"][idx].float().to(device)
 
@@ -138,35 +153,44 @@ def train(
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     pool = encode_pool(cfg, work, vae)
-    text, tokenizer = load_text_tower(work, device)
+    ckpt = Checkpoint(work, "unet")
+    text, tokenizer = load_text_tower(work, device, None if ckpt.path.exists() else init)
+    text.requires_grad_(cfg.text_lr > 0)
     sched = DDPMScheduler.from_config(arch.build_scheduler().config)
     alphas = sched.alphas_cumprod.to(device)  # (1000,)
     snr = alphas / (1 - alphas)  # (1000,)
     unet = plain_attention(parts.build_unet(), device).to(device)
     ema = EMA(unet, cfg.ema_decay).to(device)
-    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
+    groups = [{"params": list(unet.parameters())}]
+    if cfg.text_lr > 0:
+        groups.append({"params": list(text.parameters())})
+    peaks = (cfg.lr, cfg.text_lr)  # per group: this run's, not a resumed optimiser's
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=0.01)
+    params = [p for g in groups for p in g["params"]]
     progress = Progress(work / "unet_progress.log", cfg.steps, 0, every=20)
     n = sum(p.numel() for p in unet.parameters())
     progress.log(f"unet: {n:,} parameters, config {asdict(cfg)}")
-    objs = dict(unet=unet, ema=ema, opt=opt)
-    ckpt = Checkpoint(work, "unet")
+    objs = dict(unet=unet, ema=ema, opt=opt, text=text, text_ema=EMA(text, cfg.ema_decay))
     if init is not None and not ckpt.path.exists():
         start = load_export(unet, init)
-        ema = EMA(unet, cfg.ema_decay).to(device)
-        ckpt.save(start, **{**objs, "ema": ema})
+        objs["ema"] = EMA(unet, cfg.ema_decay).to(device)
+        ckpt.save(start, **objs)
         progress.log(f"started from {init} at step {start}")
-        objs["ema"] = ema
+
+    first: list[int] = []  # the step this run started at
 
     def step_fn(step: int) -> float:
+        first[:] = first or [step]
+        ramp = min(1.0, (step - first[0] + 1) / cfg.ramp)  # fresh Adam moments: no jolt
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumes exactly
         idx = torch.randint(0, len(pool["mean"]), (cfg.batch,), generator=gen)
         x0, cond, cells = batch_inputs(pool, idx, step, cfg, text, tokenizer, gen, device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
         t = torch.randint(0, 1000, (cfg.batch,), generator=gen).to(device)
         xt = sched.add_noise(x0, noise, t)  # sqrt(a_t) x0 + sqrt(1 - a_t) eps
-        lr = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        for g, peak in zip(objs["opt"].param_groups, peaks):
+            g["lr"] = ramp * lr_at(step, cfg.steps, peak, cfg.warmup)
+        lr = objs["opt"].param_groups[0]["lr"]
         with autocast(device):
             pred = unet(xt, t, encoder_hidden_states=cond).sample.float()  # (B, 4, 16, 16)
         err = (pred - noise).pow(2).mean(dim=1)  # (B, 16, 16)
@@ -175,8 +199,9 @@ def train(
         ).clamp(min=1.0)  # (B,)
         snr_t = snr[t].clamp(max=cfg.min_snr_gamma, min=cfg.x0_floor)  # (B,), x0-space weight
         weight = snr_t / snr[t]  # Min-SNR-gamma with the floor, epsilon targets
-        value = optimize(opt, unet.parameters(), (weight * per_image).mean())
+        value = optimize(objs["opt"], params, (weight * per_image).mean())
         objs["ema"].update(unet, step)
+        objs["text_ema"].update(text, step)
         progress(step, value, lr)
         return value
 
@@ -194,6 +219,17 @@ def averaged_unet(work: Path):
     ema.load_state_dict(state["ema"])
     unet.load_state_dict(ema.state_for(unet))
     return unet.eval(), int(state["step"])
+
+
+def averaged_text(work: Path) -> CLIPTextModel:
+    """The checkpoint's text tower, its EMA weights (the CLIP stage's while it stayed frozen)."""
+    state = torch.load(Checkpoint(work, "unet").path, map_location="cpu", weights_only=True)
+    text = CLIPTextModel(parts.clip_config(len(parts.build_tokenizer())).text_config)
+    text.load_state_dict(state["text"])
+    ema = EMA(text, 0.0)
+    ema.load_state_dict(state["text_ema"])
+    text.load_state_dict(ema.state_for(text))
+    return text.eval()
 
 
 def export(cfg: Config, work: Path, out: Path) -> Path:
