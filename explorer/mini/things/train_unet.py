@@ -3,8 +3,8 @@
 Epsilon prediction on SD's schedule with Min-SNR weighting, conditioned on the text tower of the
 CLIP stage (``<work>/clip.pt``; with ``--init``, that folder's ``text_encoder``): frozen, or with
 ``--text-lr`` learning beside the UNet (contrastive CLIP training alone left the position words
-all but one vector: "top left" and "bottom right" 2.3 apart in the last states, "cat" and "pizza"
-12), as DreamBooth tunes SD's text encoder; ``clip/`` keeps CLIP's own tower for image-text
+all but one vector: "top left" and "bottom right" 1.9 apart in the last states, "cat" and "pizza"
+14), as DreamBooth tunes SD's text encoder; ``clip/`` keeps CLIP's own tower for image-text
 scores. The training pictures are encoded once by the committed VAE
 into a pool (``<work>/pool_<N>.pt``: posterior mean and std, the seed, and where the things are on
 the 16x16 grid); every step draws a fresh caption of each picture (template, size words, synonyms:
@@ -210,26 +210,26 @@ def train(
     return loop["unet"]
 
 
+def _averaged(model: torch.nn.Module, state: dict, live: str, shadow: str) -> torch.nn.Module:
+    """``model`` with a checkpoint's EMA weights (``state[shadow]``, over ``state[live]``)."""
+    model.load_state_dict(state[live])
+    ema = EMA(model, 0.0)
+    ema.load_state_dict(state[shadow])
+    model.load_state_dict(ema.state_for(model))
+    return model.eval()
+
+
 def averaged_unet(work: Path):
     """The checkpoint's EMA weights as a plain UNet, and the step it reached."""
-    unet = parts.build_unet()
     state = torch.load(Checkpoint(work, "unet").path, map_location="cpu", weights_only=True)
-    unet.load_state_dict(state["unet"])
-    ema = EMA(unet, 0.0)
-    ema.load_state_dict(state["ema"])
-    unet.load_state_dict(ema.state_for(unet))
-    return unet.eval(), int(state["step"])
+    return _averaged(parts.build_unet(), state, "unet", "ema"), int(state["step"])
 
 
 def averaged_text(work: Path) -> CLIPTextModel:
     """The checkpoint's text tower, its EMA weights (the CLIP stage's while it stayed frozen)."""
     state = torch.load(Checkpoint(work, "unet").path, map_location="cpu", weights_only=True)
     text = CLIPTextModel(parts.clip_config(len(parts.build_tokenizer())).text_config)
-    text.load_state_dict(state["text"])
-    ema = EMA(text, 0.0)
-    ema.load_state_dict(state["text_ema"])
-    text.load_state_dict(ema.state_for(text))
-    return text.eval()
+    return _averaged(text, state, "text", "text_ema")
 
 
 def export(cfg: Config, work: Path, out: Path) -> Path:
