@@ -292,3 +292,13 @@ def test_text_states_give_each_picture_its_captions_states(tmp_path):
         )
     torch.testing.assert_close(states[rows], direct)
     torch.testing.assert_close(empty, blank.last_hidden_state)
+
+
+def test_a_resumed_run_ramps_its_rates_and_a_fresh_one_keeps_its_warm_up():
+    from explorer.mini.loop import lr_at, ramp_at
+
+    fresh, resumed = [], []
+    assert [ramp_at(fresh, s, 100) for s in (0, 1, 50)] == [1.0, 1.0, 1.0]
+    assert lr_at(0, 1000, 1e-3, 100) == pytest.approx(1e-5)  # the warm-up of a fresh run
+    factors = [ramp_at(resumed, s, 100) for s in (900, 949, 999, 1500)]
+    assert factors == pytest.approx([0.01, 0.5, 1.0, 1.0])  # counted from where it resumed

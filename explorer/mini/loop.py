@@ -24,6 +24,16 @@ def lr_at(step: int, total: int, peak: float, warmup: int = 100) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def ramp_at(first: list[int], step: int, ramp: int) -> float:
+    """A resumed run's rate factor: rising linearly over its first ``ramp`` steps, counted from
+    the step it started at (kept in ``first``), so fresh Adam moments do not jolt it; 1 for a run
+    from step 0, which has its warm-up."""
+    first[:] = first or [step]
+    if first[0] == 0:
+        return 1.0
+    return min(1.0, (step - first[0] + 1) / max(1, ramp))
+
+
 def autocast(device: torch.device):
     """bfloat16 autocast: about 2x faster convolutions on CPUs with AVX-512 BF16 and on GPUs;
     float32 on other CPUs, where bfloat16 is emulated (13x slower per mini-things UNet step

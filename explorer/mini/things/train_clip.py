@@ -29,6 +29,7 @@ from explorer.mini.loop import (  # noqa: E402
     lr_at,
     optimize,
     plain_attention,
+    ramp_at,
     train_loop,
 )
 from explorer.mini.things import (  # noqa: E402
@@ -55,6 +56,7 @@ class Config:
     save_every: int = 50
     eval_every: int = 500  # held-out figures every this many steps (0: only at the end)
     eval_pictures: int = 128  # pictures in the zero-shot figures
+    ramp: int = 100  # a resumed run's learning rate rises linearly over its first steps
     seed: int = 0
 
 
@@ -107,8 +109,10 @@ def train(cfg: Config, work: Path, device: torch.device, init: Path | None = Non
         _save_metrics(mpath, {"history": [*history, {"step": step, **figures}]})
         return figures
 
+    first: list[int] = []  # the step this run started at
+
     def step_fn(step: int) -> float:
-        lr = lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
+        lr = ramp_at(first, step, cfg.ramp) * lr_at(step, cfg.steps, cfg.lr, cfg.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
         with autocast(device):

@@ -37,6 +37,7 @@ from explorer.mini.loop import (  # noqa: E402
     lr_at,
     optimize,
     plain_attention,
+    ramp_at,
     train_loop,
 )
 from explorer.mini.things import (  # noqa: E402
@@ -180,8 +181,7 @@ def train(
     first: list[int] = []  # the step this run started at
 
     def step_fn(step: int) -> float:
-        first[:] = first or [step]
-        ramp = min(1.0, (step - first[0] + 1) / cfg.ramp)  # fresh Adam moments: no jolt
+        ramp = ramp_at(first, step, cfg.ramp)  # fresh Adam moments: no jolt
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # resumes exactly
         idx = torch.randint(0, len(pool["mean"]), (cfg.batch,), generator=gen)
         x0, cond, cells = batch_inputs(pool, idx, step, cfg, text, tokenizer, gen, device)
