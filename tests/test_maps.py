@@ -46,6 +46,33 @@ def test_pca_says_why_it_stands_in_while_umap_warms_up(monkeypatch):
     assert p.method == "pca" and "warming up" in p.note
 
 
+def test_the_warm_up_imports_again_after_an_import_deadlock(monkeypatch):
+    """Seen in a served app: the warm-up thread's ``import umap`` raced the server's imports and
+    Python broke the deadlock by raising in it; the warm-up tries again instead of leaving PCA."""
+    calls = []
+
+    class Fit:
+        def fit_transform(self, x):
+            return x[:, :2]
+
+    def racing(n, seed):
+        calls.append(n)
+        if len(calls) == 1:
+            raise type("_DeadlockError", (RuntimeError,), {})("deadlock detected by _ModuleLock")
+        return Fit()
+
+    monkeypatch.setattr(maps, "_umap", racing)
+    monkeypatch.setattr(maps.time, "sleep", lambda s: None)
+    monkeypatch.setattr(maps, "_ready", maps.threading.Event())
+    monkeypatch.setattr(maps, "warm_up_error", None)
+    maps.warm_up()
+    assert maps.umap_ready() and maps.warm_up_error is None and len(calls) == 3
+    monkeypatch.setattr(maps, "_umap", lambda n, seed: (_ for _ in ()).throw(RuntimeError("x")))
+    monkeypatch.setattr(maps, "_ready", maps.threading.Event())
+    maps.warm_up()  # any other error is not retried: PCA stays, said why
+    assert not maps.umap_ready() and maps.warm_up_error == "RuntimeError: x"
+
+
 def test_trajectory_map_keeps_runs_apart_and_in_order():
     runs = paths(3, 6)
     m = maps.trajectory_map(runs, ["a", "b", "c"], method="pca")

@@ -35,6 +35,7 @@ _ready = threading.Event()
 _started = threading.Lock()
 _thread: threading.Thread | None = None
 warm_up_error: str | None = None  # why the warm-up failed, if it did
+IMPORT_TRIES = 3  # Python breaks a cross-thread import deadlock by raising in one thread
 
 
 def _umap(n: int, seed: int):
@@ -65,9 +66,18 @@ def warm_up() -> None:
     global warm_up_error
     start = time.perf_counter()
     try:
-        rng = np.random.default_rng(0)
-        for n in (SPECTRAL_MIN_POINTS + 48, UMAP_MIN_POINTS + 4):  # both init paths
-            _umap(n, DEFAULT_SEED).fit_transform(rng.normal(size=(n, 32)).astype(np.float32))
+        for attempt in range(IMPORT_TRIES):
+            try:
+                rng = np.random.default_rng(0)
+                for n in (SPECTRAL_MIN_POINTS + 48, UMAP_MIN_POINTS + 4):  # both init paths
+                    points = rng.normal(size=(n, 32)).astype(np.float32)  # (n, 32)
+                    _umap(n, DEFAULT_SEED).fit_transform(points)
+                break
+            except RuntimeError as e:  # an import racing the server's own (seen: narwhals)
+                if type(e).__name__ != "_DeadlockError" or attempt + 1 == IMPORT_TRIES:
+                    raise
+                log.warning("UMAP warm-up: %s; importing again", e)
+                time.sleep(0.5)
     except Exception as e:  # noqa: BLE001 - a failed warm-up leaves PCA in place, said so
         warm_up_error = f"{type(e).__name__}: {e}"
         log.exception("UMAP warm-up failed; maps use PCA")
