@@ -157,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.studies.trajectories import start_warm_up
     from explorer.ui.layout import launch_options
 
-    start_warm_up()  # UMAP compiles once in the background; PCA stands in until it is done
     demo, ctx = build(args.model, args.device, clip_model=args.clip_model)
+    # UMAP compiles once in the background (PCA stands in until it is done), started after the
+    # page's modules are imported: its import of umap racing theirs (plotly, narwhals) deadlocked
+    # Python's import locks, and Python broke it by raising in either thread, the server's too
+    start_warm_up()
     try:
         ctx.pipe()  # fail now, with a clear message, if the model cannot be loaded
     except ModelError as e:
