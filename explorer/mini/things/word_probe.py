@@ -13,6 +13,8 @@ import argparse
 
 import torch
 
+from explorer.engine.recorder import predict_x0
+
 THINGS = ["cat", "dog", "pizza", "rocket", "tree", "house", "car", "apple"]
 OPPOSITE = [("top left", "bottom right"), ("top right", "bottom left"), ("left", "right"),
             ("top", "bottom")]  # fmt: skip
@@ -22,13 +24,14 @@ OPPOSITE = [("top left", "bottom right"), ("top right", "bottom left"), ("left",
 def word_effects(pipe, seed: int = 0) -> dict[str, float]:
     """Mean |x0 change| at t = 999 when the position, thing or background words change."""
     a = pipe.scheduler.alphas_cumprod[999]
+    kind = pipe.scheduler.config.prediction_type
     noise = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(seed))
 
     def x0(prompt: str) -> torch.Tensor:
         ids = pipe.tokenizer([prompt], padding="max_length", max_length=77, return_tensors="pt")
         states = pipe.text_encoder(ids.input_ids).last_hidden_state  # (1, 77, W)
-        eps = pipe.unet(noise, torch.tensor([999]), encoder_hidden_states=states).sample
-        return (noise - (1 - a).sqrt() * eps) / a.sqrt()  # (1, 4, 16, 16)
+        out = pipe.unet(noise, torch.tensor([999]), encoder_hidden_states=states).sample
+        return predict_x0(noise, out, a, kind)  # (1, 4, 16, 16)
 
     def change(p: str, q: str) -> float:
         return (x0(p) - x0(q)).abs().mean().item()
@@ -40,16 +43,16 @@ def word_effects(pipe, seed: int = 0) -> dict[str, float]:
     return {
         "position": mean(
             [change(one(t, p, "blue"), one(t, q, "blue")) for t in THINGS for p, q in OPPOSITE]
-        ),  # fmt: skip
+        ),
         "thing": mean(
             [
                 change(one(t, "top left", "blue"), one(u, "top left", "blue"))
                 for t, u in zip(THINGS[::2], THINGS[1::2])
             ]
-        ),  # fmt: skip
+        ),
         "background": mean(
             [change(one(t, "top left", "blue"), one(t, "top left", "yellow")) for t in THINGS]
-        ),  # fmt: skip
+        ),
     }
 
 
